@@ -1,0 +1,155 @@
+//! What a node sees while it processes a vector.
+
+use crate::counter::Counter;
+use crate::feature::{FeatureArcId, FeatureArcs};
+use crate::graph::Core;
+use crate::node::{ErrorCode, NextArc, Node};
+use std::marker::PhantomData;
+use vswitch_packet::{Buffers, MetaFlags, PacketId};
+
+/// The untyped dispatch context the graph hands a node.
+pub struct RawCx<'a, S> {
+    pub(crate) bufs: &'a mut Buffers,
+    pub(crate) state: &'a S,
+    pub(crate) core: &'a mut Core,
+    pub(crate) node: u16,
+    pub(crate) name: &'static str,
+    pub(crate) next: &'a [u16],
+    pub(crate) errors: &'a [Counter],
+    pub(crate) now: u64,
+}
+
+/// A node's view of the graph during one call: the packets' buffers, the
+/// worker's configuration snapshot, and the ways out (next arcs, drop,
+/// transmit), typed by the node's own [`NextArc`] and [`ErrorCode`].
+pub struct Cx<'a, S, N: ?Sized> {
+    /// Packet bytes and metadata.
+    pub bufs: &'a mut Buffers,
+    /// The worker's configuration snapshot for this dispatch.
+    pub state: &'a S,
+    /// TSC at the start of this call.
+    pub now: u64,
+    core: &'a mut Core,
+    node: u16,
+    name: &'static str,
+    next: &'a [u16],
+    errors: &'a [Counter],
+    _node: PhantomData<fn(&N)>,
+}
+
+impl<'a, S, N: Node<S>> Cx<'a, S, N> {
+    pub(crate) fn new(raw: RawCx<'a, S>) -> Self {
+        Cx {
+            bufs: raw.bufs,
+            state: raw.state,
+            now: raw.now,
+            core: raw.core,
+            node: raw.node,
+            name: raw.name,
+            next: raw.next,
+            errors: raw.errors,
+            _node: PhantomData,
+        }
+    }
+
+    /// Sends a packet along one of the node's next arcs.
+    #[inline(always)]
+    pub fn enqueue(&mut self, next: N::Next, p: PacketId) {
+        let target = self.next[next.index()];
+        self.core.push(target, p);
+    }
+
+    /// Counts `err` and drops the packet (error-drop frees it).
+    #[inline(always)]
+    pub fn discard(&mut self, p: PacketId, err: N::Error) {
+        self.errors[err.index()].inc();
+        self.core.push(0, p);
+    }
+
+    /// Counts `n` occurrences of `err` without touching a packet.
+    #[inline(always)]
+    pub fn count(&mut self, err: N::Error, n: u64) {
+        self.errors[err.index()].add(n);
+    }
+
+    /// Queues a packet for transmission on a port; the worker sends the
+    /// port's queue after the dispatch. A port the graph does not know is
+    /// a drop (returns `false`).
+    #[inline(always)]
+    pub fn transmit(&mut self, port: u32, p: PacketId) -> bool {
+        match self.core.tx.get_mut(port as usize) {
+            Some(q) => {
+                q.push(p);
+                true
+            }
+            None => {
+                self.core.push(0, p);
+                false
+            }
+        }
+    }
+
+    /// Starts a packet down a feature arc for interface `sw_if`: the first
+    /// feature enabled there, or the arc's end node when none is.
+    #[inline(always)]
+    pub fn feature_start(&mut self, arc: FeatureArcId, sw_if: u32, p: PacketId) {
+        let target = self.core.features.first(arc, sw_if);
+        let m = self.bufs.meta_mut(p);
+        m.feature = 0;
+        self.core.push(target, p);
+    }
+
+    /// Sends a packet to the next enabled feature on its arc (called by a
+    /// feature node when it is done with the packet).
+    #[inline(always)]
+    pub fn feature_next(&mut self, arc: FeatureArcId, sw_if: u32, p: PacketId) {
+        let m = self.bufs.meta_mut(p);
+        m.feature = m.feature.saturating_add(1);
+        let target = self.core.features.at(arc, sw_if, m.feature as usize);
+        self.core.push(target, p);
+    }
+
+    /// The graph's feature arcs (read-only).
+    pub fn features(&self) -> &FeatureArcs {
+        &self.core.features
+    }
+
+    /// Whether the packet is being traced.
+    #[inline(always)]
+    pub fn is_traced(&self, p: PacketId) -> bool {
+        self.bufs.meta(p).flags & MetaFlags::TRACED != 0
+    }
+
+    /// Appends this node's record to a traced packet's trace; does nothing
+    /// for a packet that is not traced. Build costly records only after
+    /// checking [`is_traced`](Self::is_traced).
+    #[inline]
+    pub fn trace(&mut self, p: PacketId, record: impl std::fmt::Display + Send + 'static) {
+        if self.is_traced(p) {
+            let id = self.bufs.meta(p).trace_id;
+            self.core.trace.record(id, self.name, self.now, Box::new(record));
+        }
+    }
+
+    /// For input nodes: marks the packet for tracing when this node still
+    /// has trace budget (set by `trace add`); otherwise clears the mark.
+    /// Returns whether it is traced.
+    #[inline(always)]
+    pub fn start_trace(&mut self, p: PacketId) -> bool {
+        let budget = &mut self.core.trace_budget[self.node as usize];
+        let m = self.bufs.meta_mut(p);
+        if *budget == 0 {
+            m.flags &= !MetaFlags::TRACED;
+            return false;
+        }
+        *budget -= 1;
+        m.flags |= MetaFlags::TRACED;
+        m.trace_id = self.core.trace.new_id();
+        true
+    }
+
+    /// This node's name.
+    pub fn node_name(&self) -> &'static str {
+        self.name
+    }
+}
