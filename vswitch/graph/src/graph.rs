@@ -3,7 +3,7 @@
 use crate::counter::Counter;
 use crate::cx::RawCx;
 use crate::feature::{self, FeatureArcId, FeatureArcs};
-use crate::node::{DynNode, NoErrors, NoNext, Node};
+use crate::node::{DynNode, NoErrors, NoNext, Node, Typed};
 use crate::trace::TraceLog;
 use crate::{Cx, ERROR_DROP};
 use std::collections::VecDeque;
@@ -55,6 +55,34 @@ impl<S> Node<S> for ErrorDrop {
     type Error = NoErrors;
     fn process(&mut self, cx: &mut Cx<'_, S, Self>, vector: &[PacketId]) {
         cx.bufs.free_bulk(vector);
+    }
+}
+
+/// A node known only by name that transmits everything it gets on one
+/// port: a stand-in where a test graph stops short of the real next node.
+struct Sink {
+    name: &'static str,
+    port: u32,
+}
+
+impl<S> DynNode<S> for Sink {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn next_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn error_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn process_raw(&mut self, raw: RawCx<'_, S>, vector: &[PacketId]) {
+        match raw.core.tx.get_mut(self.port as usize) {
+            Some(q) => q.extend_from_slice(vector),
+            None => raw.bufs.free_bulk(vector),
+        }
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 
@@ -194,12 +222,12 @@ impl<S: 'static> Default for GraphBuilder<S> {
 impl<S: 'static> GraphBuilder<S> {
     /// A builder holding only `error-drop`.
     pub fn new() -> Self {
-        GraphBuilder { nodes: vec![Box::new(ErrorDrop)], arcs: Vec::new(), ports: 0, trace_capacity: 4096 }
+        GraphBuilder { nodes: vec![Box::new(Typed(ErrorDrop))], arcs: Vec::new(), ports: 0, trace_capacity: 4096 }
     }
 
     /// Adds a node.
     pub fn node<N: Node<S>>(mut self, node: N) -> Self {
-        self.nodes.push(Box::new(node));
+        self.nodes.push(Box::new(Typed(node)));
         self
     }
 
@@ -207,6 +235,27 @@ impl<S: 'static> GraphBuilder<S> {
     pub fn boxed(mut self, node: Box<dyn DynNode<S>>) -> Self {
         self.nodes.push(node);
         self
+    }
+
+    /// Adds a node named `name` that queues everything it receives on
+    /// transmit queue `port`: for tests that stop a graph at a boundary.
+    pub fn sink(mut self, name: &'static str, port: u32) -> Self {
+        self.nodes.push(Box::new(Sink { name, port }));
+        self
+    }
+
+    /// Names that next arcs or feature arcs refer to but no node has.
+    pub fn missing_nodes(&self) -> Vec<&'static str> {
+        let mut missing: Vec<&'static str> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.next_names().iter().copied())
+            .chain(self.arcs.iter().flat_map(|a| a.features.iter().copied().chain(std::iter::once(a.end))))
+            .filter(|name| !self.nodes.iter().any(|n| n.name() == *name))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        missing
     }
 
     /// Declares a feature arc: its features in order and its end node.

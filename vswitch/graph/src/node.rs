@@ -54,7 +54,10 @@ pub trait DynNode<S>: Send {
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
-impl<S, N: Node<S>> DynNode<S> for N {
+/// A typed node wrapped for the graph.
+pub(crate) struct Typed<N>(pub N);
+
+impl<S, N: Node<S>> DynNode<S> for Typed<N> {
     fn name(&self) -> &'static str {
         N::NAME
     }
@@ -66,10 +69,10 @@ impl<S, N: Node<S>> DynNode<S> for N {
     }
     fn process_raw(&mut self, raw: RawCx<'_, S>, vector: &[PacketId]) {
         let mut cx = Cx::new(raw);
-        self.process(&mut cx, vector);
+        self.0.process(&mut cx, vector);
     }
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
+        &mut self.0
     }
 }
 

@@ -1,0 +1,86 @@
+//! interface-output: hands each packet to the port of its `tx_if`.
+//!
+//! Headers are complete by now (ip4-rewrite wrote the MACs and any VLAN
+//! tags of a routed sub-interface; l2-output pushed an L2 sub-interface's
+//! tags), so this only counts and queues the packet on the port. A packet
+//! routed out of a BVI goes into the BVI's bridge domain instead, as if the
+//! BVI had received it.
+
+use crate::counters::IfCounters;
+use crate::{Cx, IfKind, Tables};
+use std::fmt;
+use std::sync::Arc;
+use vswitch_graph::{errors, next_arcs, Node, PacketId};
+
+next_arcs! {
+    /// Where interface-output sends what is not transmitted.
+    pub enum InterfaceOutputNext { Bridge = "l2-input" }
+}
+
+errors! {
+    /// What interface-output counts and drops.
+    pub enum InterfaceOutputError {
+        NoInterface = "no such interface",
+        Down = "interface is down",
+    }
+}
+
+/// Trace record.
+pub struct InterfaceOutputTrace {
+    sw_if: u32,
+    port: u32,
+    len: u16,
+}
+
+impl fmt::Display for InterfaceOutputTrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sw_if {} port {} len {}", self.sw_if, self.port, self.len)
+    }
+}
+
+/// The interface-output node.
+pub struct InterfaceOutput {
+    counters: Arc<IfCounters>,
+}
+
+impl InterfaceOutput {
+    /// Counts transmissions into `counters`.
+    pub fn new(counters: Arc<IfCounters>) -> Self {
+        InterfaceOutput { counters }
+    }
+}
+
+impl Node<Tables> for InterfaceOutput {
+    const NAME: &'static str = "interface-output";
+    type Next = InterfaceOutputNext;
+    type Error = InterfaceOutputError;
+
+    fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+        let tables = cx.state;
+        for &p in vector {
+            let m = cx.bufs.meta_mut(p);
+            let (sw_if, len) = (m.tx_if, m.len);
+            let Some(intf) = tables.interface(sw_if) else {
+                cx.discard(p, InterfaceOutputError::NoInterface);
+                continue;
+            };
+            if !intf.up {
+                self.counters.dropped(sw_if);
+                cx.discard(p, InterfaceOutputError::Down);
+                continue;
+            }
+            self.counters.tx(sw_if, len as usize);
+            if let IfKind::Bvi { .. } = intf.kind {
+                m.rx_if = sw_if;
+                m.l2 = m.current;
+                cx.trace(p, InterfaceOutputTrace { sw_if, port: u32::MAX, len });
+                cx.enqueue(InterfaceOutputNext::Bridge, p);
+                continue;
+            }
+            if cx.is_traced(p) {
+                cx.trace(p, InterfaceOutputTrace { sw_if, port: intf.port, len });
+            }
+            cx.transmit(intf.port, p);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! <backend>-input: the first node for packets from a port.
+//!
+//! A port backend fills buffers and writes its port index into
+//! `meta.rx_if`; this node maps the port to its interface, counts, starts
+//! traces (`trace add pg-input 10`) and hands the vector to ethernet-input.
+//! One node per backend kind, so `show runtime` shows them apart.
+
+use crate::counters::IfCounters;
+use crate::{Cx, Tables, NONE};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use vswitch_graph::{errors, next_arcs, Node, PacketId};
+
+/// A kind of port backend, naming its input node.
+pub trait PortKind: Send + 'static {
+    /// The input node's name (`pg-input`, `tap-input`, ...).
+    const NAME: &'static str;
+}
+
+/// The packet generator used by benchmarks and tests.
+pub struct Pg;
+impl PortKind for Pg {
+    const NAME: &'static str = "pg-input";
+}
+
+next_arcs! {
+    /// Where port input sends packets.
+    pub enum PortInputNext { Ethernet = "ethernet-input" }
+}
+
+errors! {
+    /// What port input counts.
+    pub enum PortInputError { NoInterface = "port has no interface" }
+}
+
+/// Trace record: which port, how long.
+pub struct PortInputTrace {
+    port: u32,
+    sw_if: u32,
+    len: u16,
+}
+
+impl fmt::Display for PortInputTrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port {} sw_if {} len {}", self.port, self.sw_if, self.len)
+    }
+}
+
+/// The input node of ports of kind `K`.
+pub struct PortInput<K: PortKind> {
+    counters: Arc<IfCounters>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: PortKind> PortInput<K> {
+    /// An input node counting into `counters`.
+    pub fn new(counters: Arc<IfCounters>) -> Self {
+        PortInput { counters, _kind: PhantomData }
+    }
+}
+
+impl<K: PortKind> Node<Tables> for PortInput<K> {
+    const NAME: &'static str = K::NAME;
+    type Next = PortInputNext;
+    type Error = PortInputError;
+
+    fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+        for &p in vector {
+            let traced = cx.start_trace(p);
+            let m = cx.bufs.meta_mut(p);
+            let port = m.rx_if;
+            let sw_if = cx.state.port_if.get(port as usize).copied().unwrap_or(NONE);
+            m.rx_if = sw_if;
+            let len = m.len;
+            if sw_if == NONE {
+                cx.discard(p, PortInputError::NoInterface);
+                continue;
+            }
+            self.counters.rx(sw_if, len as usize);
+            if traced {
+                cx.trace(p, PortInputTrace { port, sw_if, len });
+            }
+            cx.enqueue(PortInputNext::Ethernet, p);
+        }
+    }
+}
