@@ -148,6 +148,12 @@ impl<'a, S, N: Node<S>> Cx<'a, S, N> {
         true
     }
 
+    /// Packets this (input) node may still mark for tracing.
+    #[inline(always)]
+    pub fn trace_budget(&self) -> u32 {
+        self.core.trace_budget[self.node as usize]
+    }
+
     /// This node's name.
     pub fn node_name(&self) -> &'static str {
         self.name

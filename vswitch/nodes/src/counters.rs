@@ -2,18 +2,26 @@
 
 use vswitch_graph::Counter;
 
+/// One interface's counters on one worker, in one cache line.
+#[derive(Default, Debug)]
+#[repr(align(64))]
+pub struct InterfaceCounters {
+    /// Packets received.
+    pub rx_packets: Counter,
+    /// Bytes received.
+    pub rx_bytes: Counter,
+    /// Packets sent.
+    pub tx_packets: Counter,
+    /// Bytes sent.
+    pub tx_bytes: Counter,
+    /// Packets dropped on the interface.
+    pub drops: Counter,
+}
+
 /// Interface counters of one worker, indexed by software interface.
 pub struct IfCounters {
-    /// Packets received.
-    pub rx_packets: Box<[Counter]>,
-    /// Bytes received.
-    pub rx_bytes: Box<[Counter]>,
-    /// Packets sent.
-    pub tx_packets: Box<[Counter]>,
-    /// Bytes sent.
-    pub tx_bytes: Box<[Counter]>,
-    /// Packets dropped on the interface.
-    pub drops: Box<[Counter]>,
+    interfaces: Box<[InterfaceCounters]>,
+    none: InterfaceCounters,
 }
 
 /// Interfaces a worker keeps counters for.
@@ -21,35 +29,40 @@ pub const MAX_INTERFACES: usize = 4096;
 
 impl Default for IfCounters {
     fn default() -> Self {
-        let v = || (0..MAX_INTERFACES).map(|_| Counter::default()).collect();
-        IfCounters { rx_packets: v(), rx_bytes: v(), tx_packets: v(), tx_bytes: v(), drops: v() }
+        IfCounters {
+            interfaces: (0..MAX_INTERFACES).map(|_| InterfaceCounters::default()).collect(),
+            none: InterfaceCounters::default(),
+        }
     }
 }
 
 impl IfCounters {
-    /// Counts a received packet.
+    /// The counters of an interface (a shared dummy beyond the table, so
+    /// callers never branch on it).
     #[inline(always)]
-    pub fn rx(&self, sw_if: u32, bytes: usize) {
-        if let (Some(p), Some(b)) = (self.rx_packets.get(sw_if as usize), self.rx_bytes.get(sw_if as usize)) {
-            p.inc();
-            b.add(bytes as u64);
-        }
+    pub fn get(&self, sw_if: u32) -> &InterfaceCounters {
+        self.interfaces.get(sw_if as usize).unwrap_or(&self.none)
     }
 
-    /// Counts a sent packet.
+    /// Counts received packets.
     #[inline(always)]
-    pub fn tx(&self, sw_if: u32, bytes: usize) {
-        if let (Some(p), Some(b)) = (self.tx_packets.get(sw_if as usize), self.tx_bytes.get(sw_if as usize)) {
-            p.inc();
-            b.add(bytes as u64);
-        }
+    pub fn rx(&self, sw_if: u32, packets: u64, bytes: u64) {
+        let c = self.get(sw_if);
+        c.rx_packets.add(packets);
+        c.rx_bytes.add(bytes);
+    }
+
+    /// Counts sent packets.
+    #[inline(always)]
+    pub fn tx(&self, sw_if: u32, packets: u64, bytes: u64) {
+        let c = self.get(sw_if);
+        c.tx_packets.add(packets);
+        c.tx_bytes.add(bytes);
     }
 
     /// Counts a drop.
     #[inline(always)]
     pub fn dropped(&self, sw_if: u32) {
-        if let Some(d) = self.drops.get(sw_if as usize) {
-            d.inc();
-        }
+        self.get(sw_if).drops.inc();
     }
 }

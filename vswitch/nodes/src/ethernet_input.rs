@@ -5,12 +5,15 @@
 //! mode sends it to L2 (bridge or cross-connect, frame untouched) or, for
 //! routed interfaces, strips the Ethernet header and tags and sends it to
 //! ip4-input, ip6-input or arp-input. A routed interface only accepts
-//! frames addressed to its MAC, broadcast or multicast.
+//! frames addressed to its MAC, broadcast or multicast. A plain
+//! cross-connect (no VLAN tag rewrite on either side) goes straight to
+//! interface-output: l2-input would have nothing to do.
 
-use crate::{Cx, IfCounters, IfMode, Tables};
+use crate::{Cx, IfCounters, IfMode, Interface, Tables};
 use std::fmt;
 use std::sync::Arc;
 use vswitch_graph::{errors, next_arcs, Node, PacketId};
+use vswitch_packet::MetaFlags;
 use vswitch_wire::{ethertype, MacAddr};
 
 next_arcs! {
@@ -20,6 +23,7 @@ next_arcs! {
         Ip4 = "ip4-input",
         Ip6 = "ip6-input",
         Arp = "arp-input",
+        Transmit = "interface-output",
     }
 }
 
@@ -72,6 +76,17 @@ impl EthernetInput {
     }
 }
 
+/// What ethernet-input decided for the last untagged receiving interface,
+/// reused while the vector keeps coming from it.
+#[derive(Clone, Copy)]
+struct Last<'t> {
+    port_if: u32,
+    intf: &'t Interface,
+    /// A plain cross-connect (no tag rewrite either side): the frame can
+    /// skip l2-input and go straight to interface-output.
+    xc_direct: Option<u32>,
+}
+
 impl Node<Tables> for EthernetInput {
     const NAME: &'static str = "ethernet-input";
     type Next = EthernetInputNext;
@@ -81,6 +96,7 @@ impl Node<Tables> for EthernetInput {
         use EthernetInputError as E;
         use EthernetInputNext as Next;
         let tables = cx.state;
+        let mut last: Option<Last<'_>> = None;
         for &p in vector {
             let (data, m) = cx.bufs.data_and_meta_mut(p);
             if data.len() < 14 {
@@ -89,6 +105,25 @@ impl Node<Tables> for EthernetInput {
             }
             let frame_len = data.len();
             let mut et = u16::from_be_bytes([data[12], data[13]]);
+            let port_if = m.rx_if;
+            let traced = m.flags & MetaFlags::TRACED != 0;
+            m.l2 = m.current;
+
+            // The common case: untagged, from the same interface as the
+            // previous frame.
+            let cached = match last {
+                Some(l) if l.port_if == port_if && !ethertype::is_vlan(et) => Some(l),
+                _ => None,
+            };
+            if let Some(Last { xc_direct: Some(peer), intf, .. }) = cached {
+                m.tx_if = peer;
+                if traced {
+                    cx.trace(p, trace_record(intf.sw_if, cx.bufs.data(p), et, (NO_VLAN, NO_VLAN)));
+                }
+                cx.enqueue(Next::Transmit, p);
+                continue;
+            }
+
             let mut hdr = 14;
             let (mut outer, mut inner) = (NO_VLAN, NO_VLAN);
             if ethertype::is_vlan(et) {
@@ -113,51 +148,61 @@ impl Node<Tables> for EthernetInput {
                     }
                 }
             }
-            let port_if = m.rx_if;
-            let Some(mut intf) = tables.interface(port_if) else {
-                cx.discard(p, E::UnknownInterface);
-                continue;
+            let dst_is_ours_or_group = |intf: &Interface| {
+                let dst = MacAddr::from_bytes(&data[0..6]);
+                dst == intf.mac || dst.is_multicast()
             };
-            if outer != NO_VLAN {
-                match tables.sub_if(port_if, outer, inner) {
-                    Some(sub) => match tables.interface(sub) {
-                        Some(s) => intf = s,
-                        None => {
-                            cx.discard(p, E::NoSubInterface);
-                            continue;
-                        }
-                    },
-                    // A tagged frame on an L2 port with no matching
-                    // sub-interface is switched as it is (a trunk).
-                    None if matches!(intf.mode, IfMode::Bridge { .. } | IfMode::XConnect { .. }) => {}
-                    None => {
-                        cx.discard(p, E::NoSubInterface);
+            let intf = match cached {
+                Some(l) => l.intf,
+                None => {
+                    let Some(port) = tables.interface(port_if) else {
+                        cx.discard(p, E::UnknownInterface);
                         continue;
+                    };
+                    if outer == NO_VLAN {
+                        let l = Last { port_if, intf: port, xc_direct: xc_direct(tables, port) };
+                        last = Some(l);
+                        port
+                    } else {
+                        match tables.sub_if(port_if, outer, inner).and_then(|s| tables.interface(s)) {
+                            Some(sub) => sub,
+                            // A tagged frame on an L2 port with no matching
+                            // sub-interface is switched as it is (a trunk).
+                            None if matches!(port.mode, IfMode::Bridge { .. } | IfMode::XConnect { .. }) => port,
+                            None => {
+                                cx.discard(p, E::NoSubInterface);
+                                continue;
+                            }
+                        }
                     }
                 }
+            };
+            let l3_ok = matches!(intf.mode, IfMode::L3 { .. }) && dst_is_ours_or_group(intf);
+            if traced {
+                let t = trace_record(intf.sw_if, data, et, (outer, inner));
+                cx.trace(p, t);
             }
-            let dst = MacAddr::from_bytes(&data[0..6]);
-            let traced = m.flags & vswitch_packet::MetaFlags::TRACED != 0;
-            let trace = traced.then(|| EthernetInputTrace {
-                sw_if: intf.sw_if,
-                src: MacAddr::from_bytes(&data[6..12]),
-                dst,
-                ethertype: et,
-                vlans: (outer, inner),
-            });
+            let m = cx.bufs.meta_mut(p);
             m.rx_if = intf.sw_if;
-            m.l2 = m.current;
+            if intf.sw_if != port_if {
+                // Ports count at their input node; sub-interfaces here.
+                self.counters.rx(intf.sw_if, 1, frame_len as u64);
+            }
             if !intf.up {
                 cx.discard(p, E::Down);
                 continue;
             }
             let next = match intf.mode {
+                IfMode::XConnect { peer } if intf.sw_if == port_if && xc_direct(tables, intf).is_some() => {
+                    m.tx_if = peer;
+                    Next::Transmit
+                }
                 IfMode::Bridge { .. } | IfMode::XConnect { .. } => {
                     m.l3 = m.current + hdr as u16;
                     Next::L2
                 }
                 IfMode::L3 { vrf } => {
-                    if dst != intf.mac && !dst.is_multicast() {
+                    if !l3_ok {
                         cx.discard(p, E::NotForUs);
                         continue;
                     }
@@ -181,14 +226,25 @@ impl Node<Tables> for EthernetInput {
                     continue;
                 }
             };
-            if intf.sw_if != port_if {
-                // Ports count at their input node; sub-interfaces here.
-                self.counters.rx(intf.sw_if, frame_len);
-            }
-            if let Some(t) = trace {
-                cx.trace(p, t);
-            }
             cx.enqueue(next, p);
         }
+    }
+}
+
+/// The peer of a plain cross-connect: neither side rewrites VLAN tags, the
+/// interface is up, so l2-input and l2-output have nothing to do.
+fn xc_direct(tables: &Tables, intf: &Interface) -> Option<u32> {
+    let IfMode::XConnect { peer } = intf.mode else { return None };
+    let out = tables.interface(peer)?;
+    (intf.up && intf.rewrite.is_noop() && out.rewrite.is_noop()).then_some(peer)
+}
+
+fn trace_record(sw_if: u32, data: &[u8], ethertype: u16, vlans: (u16, u16)) -> EthernetInputTrace {
+    EthernetInputTrace {
+        sw_if,
+        dst: MacAddr::from_bytes(&data[0..6]),
+        src: MacAddr::from_bytes(&data[6..12]),
+        ethertype,
+        vlans,
     }
 }

@@ -7,7 +7,8 @@
 //! BVI had received it.
 
 use crate::counters::IfCounters;
-use crate::{Cx, IfKind, Tables};
+use crate::{Cx, IfKind, Interface, Tables};
+use vswitch_packet::MetaFlags;
 use std::fmt;
 use std::sync::Arc;
 use vswitch_graph::{errors, next_arcs, Node, PacketId};
@@ -57,19 +58,40 @@ impl Node<Tables> for InterfaceOutput {
 
     fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
         let tables = cx.state;
+        // Runs of packets to one interface share one lookup and one
+        // counter update.
+        let mut last: Option<&Interface> = None;
+        let (mut packets, mut bytes) = (0u64, 0u64);
         for &p in vector {
             let m = cx.bufs.meta_mut(p);
             let (sw_if, len) = (m.tx_if, m.len);
-            let Some(intf) = tables.interface(sw_if) else {
-                cx.discard(p, InterfaceOutputError::NoInterface);
-                continue;
+            let intf = match last {
+                Some(i) if i.sw_if == sw_if => i,
+                _ => {
+                    if let Some(prev) = last {
+                        self.counters.tx(prev.sw_if, packets, bytes);
+                        (packets, bytes) = (0, 0);
+                    }
+                    match tables.interface(sw_if) {
+                        Some(i) => {
+                            last = Some(i);
+                            i
+                        }
+                        None => {
+                            last = None;
+                            cx.discard(p, InterfaceOutputError::NoInterface);
+                            continue;
+                        }
+                    }
+                }
             };
             if !intf.up {
                 self.counters.dropped(sw_if);
                 cx.discard(p, InterfaceOutputError::Down);
                 continue;
             }
-            self.counters.tx(sw_if, len as usize);
+            packets += 1;
+            bytes += len as u64;
             if let IfKind::Bvi { .. } = intf.kind {
                 m.rx_if = sw_if;
                 m.l2 = m.current;
@@ -77,10 +99,13 @@ impl Node<Tables> for InterfaceOutput {
                 cx.enqueue(InterfaceOutputNext::Bridge, p);
                 continue;
             }
-            if cx.is_traced(p) {
+            if m.flags & MetaFlags::TRACED != 0 {
                 cx.trace(p, InterfaceOutputTrace { sw_if, port: intf.port, len });
             }
             cx.transmit(intf.port, p);
+        }
+        if let Some(prev) = last {
+            self.counters.tx(prev.sw_if, packets, bytes);
         }
     }
 }

@@ -66,22 +66,36 @@ impl<K: PortKind> Node<Tables> for PortInput<K> {
     type Error = PortInputError;
 
     fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+        // A vector comes from one receive queue, so the port is resolved
+        // once and re-resolved only if a packet says otherwise.
+        let (mut port, mut sw_if) = (NONE, NONE);
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        let tracing = cx.trace_budget() > 0;
         for &p in vector {
-            let traced = cx.start_trace(p);
             let m = cx.bufs.meta_mut(p);
-            let port = m.rx_if;
-            let sw_if = cx.state.port_if.get(port as usize).copied().unwrap_or(NONE);
+            if m.rx_if != port {
+                if packets > 0 {
+                    self.counters.rx(sw_if, packets, bytes);
+                    (packets, bytes) = (0, 0);
+                }
+                port = m.rx_if;
+                sw_if = cx.state.port_if.get(port as usize).copied().unwrap_or(NONE);
+            }
             m.rx_if = sw_if;
             let len = m.len;
             if sw_if == NONE {
                 cx.discard(p, PortInputError::NoInterface);
                 continue;
             }
-            self.counters.rx(sw_if, len as usize);
-            if traced {
+            packets += 1;
+            bytes += len as u64;
+            if tracing && cx.start_trace(p) {
                 cx.trace(p, PortInputTrace { port, sw_if, len });
             }
             cx.enqueue(PortInputNext::Ethernet, p);
+        }
+        if packets > 0 {
+            self.counters.rx(sw_if, packets, bytes);
         }
     }
 }

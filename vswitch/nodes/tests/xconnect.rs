@@ -40,9 +40,9 @@ fn xconnect_forwards_frames_unchanged_both_ways() {
     h.inject(1, &[&b]);
     assert_eq!(h.take_tx(1), vec![a.clone(), a]);
     assert_eq!(h.take_tx(0), vec![b]);
-    assert_eq!(h.shared.counters.rx_packets[0].get(), 2);
-    assert_eq!(h.shared.counters.tx_packets[1].get(), 2);
-    assert_eq!(h.shared.counters.tx_bytes[0].get(), 118);
+    assert_eq!(h.shared.counters.get(0).rx_packets.get(), 2);
+    assert_eq!(h.shared.counters.get(1).tx_packets.get(), 2);
+    assert_eq!(h.shared.counters.get(0).tx_bytes.get(), 118);
     h.assert_no_leak();
 }
 
@@ -100,7 +100,7 @@ fn vlan_sub_interfaces_match_exactly_and_rewrite_tags() {
     h.inject(1, &[&untagged]);
     h.inject(2, &[&untagged]);
     assert_eq!(h.take_tx(0), vec![tagged, double], "tags pushed back towards the trunk");
-    assert_eq!(h.shared.counters.rx_packets[10].get(), 1, "sub-interface counted");
+    assert_eq!(h.shared.counters.get(10).rx_packets.get(), 1, "sub-interface counted");
 
     let unknown_vlan = frame(mac(9), mac(8), &[(0x8100, 101)], 0x0800, 46);
     h.inject(0, &[&unknown_vlan]);

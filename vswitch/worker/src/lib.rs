@@ -279,3 +279,8 @@ impl Worker {
         self.bufs.flush();
     }
 }
+
+/// Pins the calling thread to `cpu` (ignored when the CPU does not exist).
+pub fn pin_current_thread(cpu: usize) -> bool {
+    core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+}
