@@ -197,6 +197,15 @@ impl Core {
         }
         f.push(p);
     }
+
+    #[inline]
+    pub(crate) fn push_slice(&mut self, node: u16, packets: &[PacketId]) {
+        let f = &mut self.frames[node as usize];
+        if f.is_empty() {
+            self.pending.push_back(node);
+        }
+        f.extend_from_slice(packets);
+    }
 }
 
 struct ArcDef {
@@ -264,9 +273,9 @@ impl<S: 'static> GraphBuilder<S> {
         self
     }
 
-    /// Number of ports (transmit queues).
+    /// Number of ports (transmit queues, at most 32767).
     pub fn ports(mut self, n: usize) -> Self {
-        self.ports = n;
+        self.ports = n.min(0x7fff);
         self
     }
 
@@ -398,8 +407,9 @@ impl<S: 'static> Graph<S> {
         self.core.features.arc(name)
     }
 
-    /// Makes sure there are transmit queues for `n` ports.
+    /// Makes sure there are transmit queues for `n` ports (at most 32767).
     pub fn set_ports(&mut self, n: usize) {
+        let n = n.min(0x7fff);
         if self.core.tx.len() < n {
             self.core.tx.resize_with(n, || Vec::with_capacity(2 * VECTOR_SIZE));
         }

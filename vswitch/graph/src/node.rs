@@ -70,6 +70,7 @@ impl<S, N: Node<S>> DynNode<S> for Typed<N> {
     fn process_raw(&mut self, raw: RawCx<'_, S>, vector: &[PacketId]) {
         let mut cx = Cx::new(raw);
         self.0.process(&mut cx, vector);
+        cx.flush();
     }
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         &mut self.0
