@@ -1,13 +1,38 @@
 //! The benchmark scenarios: configuration, generator templates, and where
 //! the packets should come out.
 
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use vswitch_fib::quiesce::ReaderHandle;
-use vswitch_nodes::{IfMode, Interface, Tables};
+use vswitch_nodes::ip::fib::{IpFib, IpFibConfig, RoutePath};
+use vswitch_nodes::l2::{BdMember, BridgeDomain};
+use vswitch_nodes::{BridgeDomainConfig, IfMode, Interface, Tables};
 use vswitch_wire::MacAddr;
 
+/// A small deterministic generator (xorshift64*), so every run measures
+/// the same tables and flows.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 /// Every scenario, in the order they run by default.
-pub const ALL: &[&str] = &["l2-xconnect"];
+pub const ALL: &[&str] = &["l2-xconnect", "l2-bridge", "ip4-route", "ip6-route"];
 
 /// A configured scenario.
 pub struct Scenario {
@@ -21,9 +46,11 @@ pub struct Scenario {
 }
 
 pub fn build(name: &str, quick: bool) -> Result<Scenario, String> {
-    let _ = quick;
     match name {
         "l2-xconnect" => Ok(l2_xconnect()),
+        "l2-bridge" => Ok(l2_bridge(10_000)),
+        "ip4-route" => ip4_route(if quick { 10_000 } else { 1_000_000 }, 10_000),
+        "ip6-route" => ip6_route(if quick { 10_000 } else { 100_000 }, 10_000),
         other => Err(format!("unknown scenario {other:?}; known: {}", ALL.join(", "))),
     }
 }
@@ -73,4 +100,185 @@ fn l2_xconnect() -> Scenario {
         reader: None,
         description: "pg0 <-> pg1 L2 cross-connect, 1 flow".into(),
     }
+}
+
+/// Bridge domain 1 with pg0 and pg1. `macs` destination MACs sit behind
+/// pg1 (learned at setup, as if pg1 had sent from them); the generator on
+/// pg0 sends from `macs` source MACs (learned during warm-up, refreshed
+/// after) to those destinations, one flow per MAC pair.
+fn l2_bridge(macs: u32) -> Scenario {
+    let mut t = Tables::default();
+    t.set_interface(Interface::port(0, "pg0", 0, mac(0, 0), IfMode::Bridge { bd: 1, shg: 0 }));
+    t.set_interface(Interface::port(1, "pg1", 1, mac(1, 0), IfMode::Bridge { bd: 1, shg: 0 }));
+    let mut cfg = BridgeDomainConfig::new(1);
+    cfg.mac_limit = 4 * macs;
+    let members = vec![BdMember { sw_if: 0, shg: 0 }, BdMember { sw_if: 1, shg: 0 }];
+    let bd = BridgeDomain::new(cfg, members);
+    let now = bd.macs.now();
+    for i in 0..macs {
+        bd.macs.learn(mac(1, i + 1), 1, now);
+    }
+    t.set_bridge_domain(Arc::new(bd));
+    let templates = (0..macs)
+        .map(|i| {
+            let ip = (i + 1).to_be_bytes();
+            udp4_frame(mac(1, i + 1), mac(0, i + 1), [10, 0, ip[2], ip[3]], [10, 1, ip[2], ip[3]], 1024, 1024)
+        })
+        .collect();
+    Scenario {
+        tables: Arc::new(t),
+        templates,
+        rx_port: 0,
+        tx_port: 1,
+        ports: 2,
+        reader: None,
+        description: format!("bridge domain pg0 -> pg1, {macs} source and {macs} destination MACs learned"),
+    }
+}
+
+/// Two routed ports, a resolved next hop behind pg1, and `routes` random
+/// IPv4 prefixes through it (lengths like an Internet table: most /24,
+/// many /16-/23, some /8-/15 and /25-/32), plus a default route;
+/// `flows` random destinations.
+fn ip4_route(routes: usize, flows: usize) -> Result<Scenario, String> {
+    let mut t = routed_ports(IpFibConfig::default())?;
+    t.interfaces[0].as_mut().unwrap().ip4.push((Ipv4Addr::new(172, 16, 0, 1), 24));
+    t.interfaces[1].as_mut().unwrap().ip4.push((Ipv4Addr::new(172, 16, 1, 1), 24));
+    let nh = Ipv4Addr::new(172, 16, 1, 2);
+    let fib = Arc::clone(&t.fib);
+    let mut rng = Rng::new(0x1234_5678);
+    {
+        let mut c = fib.control();
+        c.sync_interfaces(&t).map_err(|e| e.to_string())?;
+        c.add_static_neighbor(1, IpAddr::V4(nh), mac(1, 2)).map_err(|e| e.to_string())?;
+        let via = [RoutePath::via(nh, 1)];
+        c.add_route(0, "0.0.0.0/0".parse().unwrap(), &via).map_err(|e| e.to_string())?;
+        let mut added = 0;
+        while added < routes {
+            let len = match rng.below(100) {
+                0..=54 => 24,
+                55..=89 => 16 + rng.below(8) as u8,
+                90..=94 => 8 + rng.below(8) as u8,
+                _ => 25 + rng.below(8) as u8,
+            };
+            let addr = Ipv4Addr::from(random_unicast_v4(&mut rng));
+            let p = Ipv4Net::new(addr, len).unwrap().trunc();
+            if p.contains(&nh) || p.contains(&Ipv4Addr::new(172, 16, 0, 1)) {
+                continue;
+            }
+            c.add_route(0, IpNet::V4(p), &via).map_err(|e| format!("route {p}: {e}"))?;
+            added += 1;
+        }
+    }
+    let templates = (0..flows)
+        .map(|i| {
+            let dst = random_unicast_v4(&mut rng).to_be_bytes();
+            udp4_frame(mac(0, 0), mac(0, 1), [172, 16, 0, 2], dst, 1024 + (i % 1000) as u16, 80)
+        })
+        .collect();
+    let reader = Some(fib.register_reader());
+    Ok(Scenario {
+        tables: Arc::new(t),
+        templates,
+        rx_port: 0,
+        tx_port: 1,
+        ports: 2,
+        reader,
+        description: format!("pg0 -> pg1 routed, {routes} random IPv4 prefixes + default, {flows} flows"),
+    })
+}
+
+/// The IPv6 twin of `ip4_route`: prefixes of length /32-/64 (and some
+/// /20-/31, /65-/128) under 2000::/3.
+fn ip6_route(routes: usize, flows: usize) -> Result<Scenario, String> {
+    let mut t = routed_ports(IpFibConfig::default())?;
+    t.interfaces[0].as_mut().unwrap().ip6.push(("fd00::1".parse().unwrap(), 64));
+    t.interfaces[1].as_mut().unwrap().ip6.push(("fd00:1::1".parse().unwrap(), 64));
+    let nh: Ipv6Addr = "fd00:1::2".parse().unwrap();
+    let fib = Arc::clone(&t.fib);
+    let mut rng = Rng::new(0x8765_4321);
+    {
+        let mut c = fib.control();
+        c.sync_interfaces(&t).map_err(|e| e.to_string())?;
+        c.add_static_neighbor(1, IpAddr::V6(nh), mac(1, 2)).map_err(|e| e.to_string())?;
+        let via = [RoutePath::via(nh, 1)];
+        c.add_route(0, "::/0".parse().unwrap(), &via).map_err(|e| e.to_string())?;
+        let mut added = 0;
+        while added < routes {
+            let len = match rng.below(100) {
+                0..=79 => 32 + rng.below(33) as u8,
+                80..=89 => 20 + rng.below(12) as u8,
+                _ => 65 + rng.below(64) as u8,
+            };
+            let p = Ipv6Net::new(Ipv6Addr::from(random_global_v6(&mut rng)), len).unwrap().trunc();
+            c.add_route(0, IpNet::V6(p), &via).map_err(|e| format!("route {p}: {e}"))?;
+            added += 1;
+        }
+    }
+    let templates = (0..flows)
+        .map(|i| {
+            let dst = random_global_v6(&mut rng).to_be_bytes();
+            udp6_frame(mac(0, 0), mac(0, 1), "fd00::2".parse::<Ipv6Addr>().unwrap().octets(), dst, 1024 + (i % 1000) as u16, 80)
+        })
+        .collect();
+    let reader = Some(fib.register_reader());
+    Ok(Scenario {
+        tables: Arc::new(t),
+        templates,
+        rx_port: 0,
+        tx_port: 1,
+        ports: 2,
+        reader,
+        description: format!("pg0 -> pg1 routed, {routes} random IPv6 prefixes + default, {flows} flows"),
+    })
+}
+
+/// pg0 and pg1 as routed ports in VRF 0, with a FIB sized for production.
+fn routed_ports(config: IpFibConfig) -> Result<Tables, String> {
+    let fib = IpFib::new(config).map_err(|e| e.to_string())?;
+    let mut t = Tables { fib, ..Tables::default() };
+    t.set_interface(Interface::port(0, "pg0", 0, mac(0, 0), IfMode::L3 { vrf: 0 }));
+    t.set_interface(Interface::port(1, "pg1", 1, mac(1, 0), IfMode::L3 { vrf: 0 }));
+    Ok(t)
+}
+
+/// A random address in 1.0.0.0-223.255.255.255, not in 10/8, 127/8, 172.16/12.
+fn random_unicast_v4(rng: &mut Rng) -> u32 {
+    loop {
+        let a = rng.next() as u32;
+        let first = a >> 24;
+        if (1..224).contains(&first) && first != 10 && first != 127 && (a >> 20) != 0xac1 {
+            return a;
+        }
+    }
+}
+
+/// A random address in 2000::/3.
+fn random_global_v6(rng: &mut Rng) -> u128 {
+    let hi = (rng.next() as u128) << 64 | rng.next() as u128;
+    (hi & !(0b111u128 << 125)) | (0b001u128 << 125)
+}
+
+/// A 64-byte Ethernet/IPv6/UDP frame (62 bytes: the minimum for IPv6+UDP
+/// with 0 payload; padded to 60 is not needed).
+pub fn udp6_frame(dst: MacAddr, src: MacAddr, ip_src: [u8; 16], ip_dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    let payload: u16 = 10;
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&payload.to_be_bytes());
+    f.extend_from_slice(&[17, 64]);
+    f.extend_from_slice(&ip_src);
+    f.extend_from_slice(&ip_dst);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&payload.to_be_bytes());
+    let mut sum = vswitch_wire::checksum::pseudo_header_v6(&Ipv6Addr::from(ip_src), &Ipv6Addr::from(ip_dst), 17, payload as u32);
+    sum += vswitch_wire::checksum::sum(&f[54..60]) + vswitch_wire::checksum::sum(&[0, 0]);
+    let c = !vswitch_wire::checksum::fold(sum);
+    f.extend_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f
 }

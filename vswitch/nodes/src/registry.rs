@@ -3,7 +3,11 @@
 use crate::counters::IfCounters;
 use crate::ethernet_input::EthernetInput;
 use crate::interface_output::InterfaceOutput;
+use crate::l2::arp_term::L2ArpTerm;
+use crate::l2::flood::L2Flood;
+use crate::l2::fwd::L2Fwd;
 use crate::l2::input::L2Input;
+use crate::l2::learn::L2Learn;
 use crate::l2::output::L2Output;
 use crate::port_input::{Pg, PortInput};
 use crate::Tables;
@@ -15,6 +19,12 @@ use vswitch_graph::GraphBuilder;
 pub struct WorkerShared {
     /// Interface counters of this worker.
     pub counters: Arc<IfCounters>,
+    /// Packets this worker punts to the control plane (drain it with the
+    /// worker's buffers).
+    pub punt: Arc<crate::ip::punt::PuntQueue>,
+    /// IPv4 packets held while ARP resolves their next hop (shared by
+    /// ip4-arp and arp-input; see `ip4::arp::service_ip4_hold`).
+    pub ip4_hold: crate::ip4::arp::Ip4Hold,
 }
 
 /// A builder holding every standard node; add ports and build.
@@ -24,6 +34,27 @@ pub fn standard_graph(shared: &WorkerShared) -> GraphBuilder<Tables> {
         .node(PortInput::<Pg>::new(c.clone()))
         .node(EthernetInput::new(c.clone()))
         .node(L2Input)
+        .node(L2Learn::new())
+        .node(L2Fwd::new())
+        .node(L2Flood)
+        .node(L2ArpTerm)
         .node(L2Output)
+        .node(crate::ip4::input::Ip4Input::new())
+        .node(crate::ip4::lookup::Ip4Lookup::new())
+        .node(crate::ip4::rewrite::Ip4Rewrite::new())
+        .node(crate::ip4::local::Ip4Local)
+        .node(crate::ip4::icmp_error::Ip4IcmpError::default())
+        .node(crate::ip4::arp::Ip4Arp::new(shared.ip4_hold.clone()))
+        .node(crate::ip4::arp_input::ArpInput::new(shared.ip4_hold.clone()))
+        .node(crate::ip::punt::Punt::new(shared.punt.clone()))
+        .feature_arc(crate::ip4::UNICAST_ARC, &[], "ip4-lookup")
+        .node(crate::ip6::Ip6Input::new())
+        .node(crate::ip6::Ip6Lookup::new())
+        .node(crate::ip6::Ip6Rewrite)
+        .node(crate::ip6::Ip6Local)
+        .node(crate::ip6::Ip6Nd)
+        .node(crate::ip6::Ip6Discover::default())
+        .node(crate::ip6::Ip6IcmpError::default())
+        .feature_arc(crate::ip6::UNICAST_ARC, &[], "ip6-lookup")
         .node(InterfaceOutput::new(c.clone()))
 }

@@ -205,6 +205,11 @@ pub struct Tables {
     pub bridge_domains: Vec<Option<Arc<crate::l2::BridgeDomain>>>,
     /// Which interface each port's packets arrive on, by port index.
     pub port_if: Vec<SwIf>,
+    /// The IPv4/IPv6 FIB and neighbor table, shared by every snapshot
+    /// (lock-free lookups; changed through `fib.control()`). The default
+    /// is an empty FIB with small tables; a control plane installs its own
+    /// sized one (`IpFib::new(IpFibConfig::default())`).
+    pub fib: Arc<crate::ip::fib::IpFib>,
 }
 
 impl Tables {
