@@ -7,7 +7,8 @@
 //! ip4-input, ip6-input or arp-input. A routed interface only accepts
 //! frames addressed to its MAC, broadcast or multicast. A plain
 //! cross-connect (no VLAN tag rewrite on either side) goes straight to
-//! interface-output: l2-input would have nothing to do.
+//! interface-output, and a plain bridge member straight to l2-learn or
+//! l2-fwd: l2-input would have nothing to do but what is done here.
 
 use crate::{Cx, IfCounters, IfMode, Interface, Tables};
 use std::fmt;
@@ -24,6 +25,8 @@ next_arcs! {
         Ip6 = "ip6-input",
         Arp = "arp-input",
         Transmit = "interface-output",
+        Learn = "l2-learn",
+        Forward = "l2-fwd",
     }
 }
 
@@ -82,9 +85,18 @@ impl EthernetInput {
 struct Last<'t> {
     port_if: u32,
     intf: &'t Interface,
-    /// A plain cross-connect (no tag rewrite either side): the frame can
-    /// skip l2-input and go straight to interface-output.
-    xc_direct: Option<u32>,
+    shortcut: Shortcut,
+}
+
+/// Where an untagged frame from a plain L2 interface (no VLAN tag rewrite)
+/// goes without l2-input, which would have nothing to do but this.
+#[derive(Clone, Copy)]
+enum Shortcut {
+    None,
+    /// Cross-connect (no rewrite on the peer either): straight out.
+    XConnect { peer: u32 },
+    /// Bridge member: into the bridge domain's learn or forward node.
+    Bridge { bd: u16, shg: u8, learn: bool },
 }
 
 impl Node<Tables> for EthernetInput {
@@ -109,19 +121,34 @@ impl Node<Tables> for EthernetInput {
             let traced = m.flags & MetaFlags::TRACED != 0;
             m.l2 = m.current;
 
-            // The common case: untagged, from the same interface as the
-            // previous frame.
             let cached = match last {
                 Some(l) if l.port_if == port_if && !ethertype::is_vlan(et) => Some(l),
                 _ => None,
             };
-            if let Some(Last { xc_direct: Some(peer), intf, .. }) = cached {
-                m.tx_if = peer;
-                if traced {
-                    cx.trace(p, trace_record(intf.sw_if, cx.bufs.data(p), et, (NO_VLAN, NO_VLAN)));
+            // The common case: untagged, from the same interface as the
+            // previous frame, and a shortcut past l2-input. The first frame
+            // of a vector fills the cache; it takes the shortcut too, so a
+            // flow's frames never overtake each other.
+            let cached = match cached {
+                Some(l) => Some(l),
+                None if !ethertype::is_vlan(et) => match tables.interface(port_if) {
+                    Some(port) => {
+                        let l = Last { port_if, intf: port, shortcut: shortcut(tables, port) };
+                        last = Some(l);
+                        Some(l)
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            if let Some(Last { shortcut, intf, .. }) = cached {
+                if let Some(next) = apply_shortcut(shortcut, m) {
+                    if traced {
+                        cx.trace(p, trace_record(intf.sw_if, cx.bufs.data(p), et, (NO_VLAN, NO_VLAN)));
+                    }
+                    cx.enqueue(next, p);
+                    continue;
                 }
-                cx.enqueue(Next::Transmit, p);
-                continue;
             }
 
             let mut hdr = 14;
@@ -160,7 +187,7 @@ impl Node<Tables> for EthernetInput {
                         continue;
                     };
                     if outer == NO_VLAN {
-                        let l = Last { port_if, intf: port, xc_direct: xc_direct(tables, port) };
+                        let l = Last { port_if, intf: port, shortcut: shortcut(tables, port) };
                         last = Some(l);
                         port
                     } else {
@@ -237,6 +264,40 @@ fn xc_direct(tables: &Tables, intf: &Interface) -> Option<u32> {
     let IfMode::XConnect { peer } = intf.mode else { return None };
     let out = tables.interface(peer)?;
     (intf.up && intf.rewrite.is_noop() && out.rewrite.is_noop()).then_some(peer)
+}
+
+/// What l2-input would do for every untagged frame of this interface,
+/// when it is that simple.
+fn shortcut(tables: &Tables, intf: &Interface) -> Shortcut {
+    if !intf.up || !intf.rewrite.is_noop() || !matches!(intf.kind, crate::IfKind::Port) {
+        return Shortcut::None;
+    }
+    match intf.mode {
+        IfMode::XConnect { .. } => xc_direct(tables, intf).map_or(Shortcut::None, |peer| Shortcut::XConnect { peer }),
+        IfMode::Bridge { bd, shg } => match tables.bridge_domain(bd) {
+            Some(domain) => Shortcut::Bridge { bd, shg, learn: domain.config.learn },
+            None => Shortcut::None,
+        },
+        _ => Shortcut::None,
+    }
+}
+
+/// Applies a shortcut to the packet's metadata; `None` when there is none.
+#[inline(always)]
+fn apply_shortcut(shortcut: Shortcut, m: &mut vswitch_packet::Meta) -> Option<EthernetInputNext> {
+    match shortcut {
+        Shortcut::XConnect { peer } => {
+            m.tx_if = peer;
+            Some(EthernetInputNext::Transmit)
+        }
+        Shortcut::Bridge { bd, shg, learn } => {
+            m.bd = bd;
+            m.shg = shg;
+            m.l3 = m.current + 14;
+            Some(if learn { EthernetInputNext::Learn } else { EthernetInputNext::Forward })
+        }
+        Shortcut::None => None,
+    }
 }
 
 fn trace_record(sw_if: u32, data: &[u8], ethertype: u16, vlans: (u16, u16)) -> EthernetInputTrace {
