@@ -231,13 +231,18 @@ fn routed_forwarding_rewrites_macs_decrements_ttl_and_fixes_the_checksum() {
     assert_eq!(h.take_tx(1).len(), 1);
     let path = h.graph.trace_log().path(1);
     assert_eq!(path, vec!["pg-input", "ethernet-input", "ip4-input", "ip4-lookup", "ip4-rewrite", "interface-output"]);
+    let text = h.graph.trace_log().format();
+    assert!(text.contains("ip4-input: sw_if 0: 10.0.0.2 -> 10.0.1.2 UDP (17) ttl 2"), "{text}");
+    assert!(text.contains("ip4-rewrite: adj "), "{text}");
+    assert!(text.contains("02:00:00:00:00:a1 -> 02:00:00:00:00:0b ttl 2 len 47: rewritten"), "{text}");
     h.assert_no_leak();
 }
 
 #[test]
 fn longest_prefix_match_and_vrf_separation() {
     // VRF 0: pg0, pg1. VRF 1: pg2, pg3 — with overlapping prefixes.
-    let mut h = setup(&[(0, 0, "10.0.0.1", 24), (1, 0, "10.0.1.1", 24), (2, 1, "10.0.0.1", 24), (3, 1, "10.1.1.1", 24)]);
+    let mut h =
+        setup(&[(0, 0, "10.0.0.1", 24), (1, 0, "10.0.1.1", 24), (2, 1, "10.0.0.1", 24), (3, 1, "10.1.1.1", 24)]);
     {
         let mut c = h.tables.fib.control();
         c.add_static_neighbor(1, ip("10.0.1.2").into(), HOST_B).unwrap();
@@ -249,7 +254,9 @@ fn longest_prefix_match_and_vrf_separation() {
         c.add_route(1, net("10.8.0.0/16"), &[RoutePath::via(ip("10.1.1.4"), 3)]).unwrap();
         c.add_route(1, net("10.9.0.0/16"), &[RoutePath::via(ip("10.1.1.4"), 3)]).unwrap();
     }
-    let send = |h: &mut Harness, port: usize, dst: &str| h.inject(port as u32, &[&Ip::udp("10.0.0.2", dst).frame(HOST_A, port)]);
+    let send = |h: &mut Harness, port: usize, dst: &str| {
+        h.inject(port as u32, &[&Ip::udp("10.0.0.2", dst).frame(HOST_A, port)])
+    };
     send(&mut h, 0, "10.8.200.1");
     send(&mut h, 0, "10.8.5.1");
     let out = h.take_tx(1);
@@ -366,7 +373,13 @@ fn arp_on_a_vlan_sub_interface_is_answered_tagged() {
     t.set_interface(sub);
     t.fib.control().sync_interfaces(&t).unwrap();
     let mut h = Harness::new(t, 256);
-    let req = eth(MacAddr::BROADCAST, HOST_A, &[(0x8100, 100)], 0x0806, &arp(1, HOST_A, ip("10.0.5.2"), MacAddr::ZERO, ip("10.0.5.1")));
+    let req = eth(
+        MacAddr::BROADCAST,
+        HOST_A,
+        &[(0x8100, 100)],
+        0x0806,
+        &arp(1, HOST_A, ip("10.0.5.2"), MacAddr::ZERO, ip("10.0.5.1")),
+    );
     h.inject(0, &[&req]);
     let out = h.take_tx(0);
     assert_eq!(out.len(), 1);
@@ -446,7 +459,8 @@ fn glean_sends_arp_holds_the_packet_and_forwards_it_on_reply() {
     h.inject(0, &[&pkts[0], &pkts[1], &pkts[2]]);
     let out = h.take_tx(1);
     assert_eq!(out.len(), 1, "one ARP request for three packets");
-    let mut want = eth(MacAddr::BROADCAST, PG[1], &[], 0x0806, &arp(1, PG[1], ip("10.0.1.1"), MacAddr::ZERO, ip("10.0.1.7")));
+    let mut want =
+        eth(MacAddr::BROADCAST, PG[1], &[], 0x0806, &arp(1, PG[1], ip("10.0.1.1"), MacAddr::ZERO, ip("10.0.1.7")));
     assert_eq!(out[0], want);
     assert_eq!(h.error("ip4-arp", "packets held for resolution (not a drop)"), 3);
     h.inject(0, &[&pkts[3], &pkts[4], &pkts[5]]);
@@ -483,8 +497,15 @@ fn glean_sends_arp_holds_the_packet_and_forwards_it_on_reply() {
 fn held_packets_time_out_and_are_freed() {
     let mut h = setup(&[(0, 0, "10.0.0.1", 24), (1, 0, "10.0.1.1", 24)]);
     h.tables.fib.control().add_static_neighbor(0, ip("10.0.0.2").into(), HOST_A).unwrap();
-    h.shared.ip4_hold.lock().unwrap().set_config(HoldConfig { hold: Duration::from_millis(30), ..HoldConfig::default() });
-    h.inject(0, &[&Ip::udp("10.0.0.2", "10.0.1.7").frame(HOST_A, 0), &Ip::udp("10.0.0.2", "10.0.1.8").frame(HOST_A, 0)]);
+    h.shared
+        .ip4_hold
+        .lock()
+        .unwrap()
+        .set_config(HoldConfig { hold: Duration::from_millis(30), ..HoldConfig::default() });
+    h.inject(
+        0,
+        &[&Ip::udp("10.0.0.2", "10.0.1.7").frame(HOST_A, 0), &Ip::udp("10.0.0.2", "10.0.1.8").frame(HOST_A, 0)],
+    );
     assert_eq!(h.take_tx(1).len(), 2, "two ARP requests");
     assert_eq!(h.shared.ip4_hold.lock().unwrap().len(), 2);
     std::thread::sleep(Duration::from_millis(50));
@@ -495,8 +516,7 @@ fn held_packets_time_out_and_are_freed() {
     assert_eq!(h.shared.ip4_hold.lock().unwrap().len(), 1);
     // ... or by the worker loop when idle.
     std::thread::sleep(Duration::from_millis(50));
-    let (released, expired) =
-        service_ip4_hold(&h.shared.ip4_hold, &mut h.graph, &mut h.bufs, &h.tables, clock::now());
+    let (released, expired) = service_ip4_hold(&h.shared.ip4_hold, &mut h.graph, &mut h.bufs, &h.tables, clock::now());
     assert_eq!((released, expired), (0, 1));
     assert!(h.shared.ip4_hold.lock().unwrap().is_empty());
     // A reply after the timeout forwards nothing and leaks nothing.
@@ -541,7 +561,10 @@ fn ping_to_our_address_is_answered() {
 fn local_protocols_and_punt_routes_reach_the_punt_queue() {
     let mut h = two_ports();
     h.tables.fib.control().add_route(0, net("198.51.100.0/24"), &[RoutePath::special(NextHop::Punt)]).unwrap();
-    h.inject(0, &[&Ip::udp("10.0.0.2", "10.0.0.1").frame(HOST_A, 0), &Ip::udp("10.0.0.2", "198.51.100.1").frame(HOST_A, 0)]);
+    h.inject(
+        0,
+        &[&Ip::udp("10.0.0.2", "10.0.0.1").frame(HOST_A, 0), &Ip::udp("10.0.0.2", "198.51.100.1").frame(HOST_A, 0)],
+    );
     assert_eq!(h.shared.punt.len(), 2);
     let mut got = Vec::new();
     let n = h.shared.punt.drain(&mut h.bufs, |reason, m, d| got.push((reason, m.rx_if, d[16..20].to_vec())));
@@ -640,6 +663,36 @@ fn too_big_with_df_gets_frag_needed_and_without_df_is_fragmented() {
 }
 
 #[test]
+fn fragmenting_without_buffers_or_room_drops_and_counts() {
+    // One buffer in the pool: the packet itself. Its other fragments
+    // cannot get one.
+    let mut t = Tables::default();
+    for (i, a) in [(0u32, "10.0.0.1"), (1, "10.0.1.1")] {
+        let mut intf = Interface::port(i, &format!("pg{i}"), i, PG[i as usize], IfMode::L3 { vrf: 0 });
+        intf.ip4 = vec![(ip(a), 24)];
+        intf.mtu = if i == 1 { 576 } else { 1500 };
+        t.set_interface(intf);
+    }
+    t.fib.control().sync_interfaces(&t).unwrap();
+    t.fib.control().add_static_neighbor(1, ip("10.0.1.2").into(), HOST_B).unwrap();
+    let mut h = Harness::new(t, 1);
+    let mut p = Ip::udp("10.0.0.2", "10.0.1.2");
+    p.payload = udp(7, 9, &[0x5a; 1200]);
+    h.inject(0, &[&p.frame(HOST_A, 0)]);
+    assert!(h.take_tx(1).is_empty());
+    assert_eq!(h.error("ip4-rewrite", "dropped: no buffer for a fragment"), 1);
+    h.assert_no_leak();
+    // An MTU below a header and 8 bytes cannot be fragmented into.
+    let mut pg1 = h.tables.interface(1).unwrap().clone();
+    pg1.mtu = 24;
+    h.tables.set_interface(pg1);
+    h.tables.fib.control().sync_interfaces(&h.tables.clone()).unwrap();
+    h.inject(0, &[&p.frame(HOST_A, 0)]);
+    assert_eq!(h.error("ip4-rewrite", "dropped: MTU too small to fragment"), 1);
+    h.assert_no_leak();
+}
+
+#[test]
 fn no_icmp_error_about_an_icmp_error_a_later_fragment_or_from_a_broadcast_source() {
     let mut h = two_ports();
     // A time-exceeded in transit whose TTL runs out.
@@ -691,13 +744,19 @@ fn unreachable_and_prohibited_routes_send_their_icmp() {
         c.add_route(0, net("192.0.2.0/24"), &[RoutePath::special(NextHop::Unreachable)]).unwrap();
         c.add_route(0, net("203.0.113.0/24"), &[RoutePath::special(NextHop::Prohibit)]).unwrap();
     }
-    h.inject(0, &[&Ip::udp("10.0.0.2", "192.0.2.1").frame(HOST_A, 0), &Ip::udp("10.0.0.2", "203.0.113.1").frame(HOST_A, 0)]);
+    h.inject(
+        0,
+        &[&Ip::udp("10.0.0.2", "192.0.2.1").frame(HOST_A, 0), &Ip::udp("10.0.0.2", "203.0.113.1").frame(HOST_A, 0)],
+    );
     let out = h.take_tx(0);
     assert_eq!(out.len(), 2);
-    let codes: Vec<(u8, u8)> = out.iter().map(|f| {
-        let e = icmp_error(f, HOST_A, PG[0], "10.0.0.1", "10.0.0.2");
-        (e.0, e.1)
-    }).collect();
+    let codes: Vec<(u8, u8)> = out
+        .iter()
+        .map(|f| {
+            let e = icmp_error(f, HOST_A, PG[0], "10.0.0.1", "10.0.0.2");
+            (e.0, e.1)
+        })
+        .collect();
     assert_eq!(codes, vec![(3, 1), (3, 13)]);
     h.assert_no_leak();
 }
@@ -717,20 +776,120 @@ fn every_ip4_input_check_has_its_counter() {
     let send = |h: &mut Harness, ip: Vec<u8>| h.inject(0, &[&eth(PG[0], HOST_A, &[], 0x0800, &ip)]);
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (good.bytes()[..19].to_vec(), "shorter than an IPv4 header"),
-        ({ let mut b = good.bytes(); b[0] = 0x65; fix(b) }, "IP version is not 4"),
-        ({ let mut b = good.bytes(); b[0] = 0x44; fix(b) }, "header length below 20 or beyond the packet"),
-        ({ let mut b = good.bytes(); b[0] = 0x4f; b.truncate(40); fix(b) }, "header length below 20 or beyond the packet"),
-        ({ let mut b = good.bytes(); b[3] += 1; fix(b) }, "total length below the header or beyond the frame"),
-        ({ let mut b = good.bytes(); b[2] = 0; b[3] = 19; fix(b) }, "total length below the header or beyond the frame"),
-        ({ let mut b = good.bytes(); b[10] ^= 0x40; b }, "bad header checksum"),
-        ({ let mut b = good.bytes(); b[8] = 0; fix(b) }, "TTL is 0"),
-        ({ let mut b = good.bytes(); b[12] = 127; fix(b) }, "martian source address"),
-        ({ let mut b = good.bytes(); b[12] = 0; fix(b) }, "martian source address"),
-        ({ let mut b = good.bytes(); b[12] = 224; fix(b) }, "martian source address"),
-        ({ let mut b = good.bytes(); b[12..16].copy_from_slice(&[255; 4]); fix(b) }, "martian source address"),
-        ({ let mut b = good.bytes(); b[12] = 240; fix(b) }, "martian source address"),
-        ({ let mut b = good.bytes(); b[16] = 127; fix(b) }, "martian destination address (0.0.0.0/8 or loopback)"),
-        ({ let mut b = good.bytes(); b[16..20].copy_from_slice(&[255; 4]); fix(b) }, "multicast or broadcast destination (not routed)"),
+        (
+            {
+                let mut b = good.bytes();
+                b[0] = 0x65;
+                fix(b)
+            },
+            "IP version is not 4",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[0] = 0x44;
+                fix(b)
+            },
+            "header length below 20 or beyond the packet",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[0] = 0x4f;
+                b.truncate(40);
+                fix(b)
+            },
+            "header length below 20 or beyond the packet",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[3] += 1;
+                fix(b)
+            },
+            "total length below the header or beyond the frame",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[2] = 0;
+                b[3] = 19;
+                fix(b)
+            },
+            "total length below the header or beyond the frame",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[10] ^= 0x40;
+                b
+            },
+            "bad header checksum",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[8] = 0;
+                fix(b)
+            },
+            "TTL is 0",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[12] = 127;
+                fix(b)
+            },
+            "martian source address",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[12] = 0;
+                fix(b)
+            },
+            "martian source address",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[12] = 224;
+                fix(b)
+            },
+            "martian source address",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[12..16].copy_from_slice(&[255; 4]);
+                fix(b)
+            },
+            "martian source address",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[12] = 240;
+                fix(b)
+            },
+            "martian source address",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[16] = 127;
+                fix(b)
+            },
+            "martian destination address (0.0.0.0/8 or loopback)",
+        ),
+        (
+            {
+                let mut b = good.bytes();
+                b[16..20].copy_from_slice(&[255; 4]);
+                fix(b)
+            },
+            "multicast or broadcast destination (not routed)",
+        ),
     ];
     let mut expect: std::collections::HashMap<&str, u64> = Default::default();
     for (bytes, counter) in cases {
@@ -812,11 +971,15 @@ fn routes_change_while_traffic_flows() {
         std::thread::spawn(move || {
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 50 {
-                let via = if n % 2 == 0 { RoutePath::via(ip("10.0.1.2"), 1) } else { RoutePath::via(ip("10.0.2.2"), 2) };
+                let via = if n.is_multiple_of(2) {
+                    RoutePath::via(ip("10.0.1.2"), 1)
+                } else {
+                    RoutePath::via(ip("10.0.2.2"), 2)
+                };
                 fib.control().add_route(0, net("10.20.0.0/16"), &[via]).unwrap();
                 fib.control().add_route(0, net(&format!("10.20.{}.0/24", n % 64)), &[via]).unwrap();
                 fib.control().remove_route(0, net(&format!("10.20.{}.0/24", (n + 32) % 64))).unwrap();
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     fib.control().remove_route(0, net("10.20.0.0/16")).unwrap();
                 }
                 fib.control().reclaim();
@@ -827,7 +990,11 @@ fn routes_change_while_traffic_flows() {
     };
     let (mut sent, mut b, mut c) = (0usize, 0usize, 0usize);
     let no_route_before = h.error("ip4-lookup", "no route");
-    for _ in 0..200 {
+    // At least 200 vectors, and on until both paths were seen (a starved
+    // control thread on a busy machine only makes this take longer).
+    let mut rounds = 0u32;
+    while rounds < 200 || ((b == 0 || c == 0) && rounds < 200_000) {
+        rounds += 1;
         reader.quiescent();
         h.inject(0, &refs);
         sent += refs.len();
@@ -838,6 +1005,9 @@ fn routes_change_while_traffic_flows() {
         for f in h.take_tx(2) {
             routed(&f, HOST_C, PG[2]);
             c += 1;
+        }
+        if rounds.is_multiple_of(64) {
+            std::thread::yield_now();
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -852,48 +1022,24 @@ fn routes_change_while_traffic_flows() {
 
 #[test]
 fn control_errors_leave_the_fib_unchanged() {
-    let h = two_ports();
+    let mut h = two_ports();
     let mut c = h.tables.fib.control();
     let before = c.routes();
-    assert_eq!(c.add_route(0, net("10.30.0.0/16"), &[RoutePath::via(ip("10.0.1.2"), 9)]), Err(IpFibError::NotRoutedInterface(9)));
-    assert_eq!(c.learn_neighbor(0, IpAddr::V4(ip("10.0.0.1")), HOST_C, 0, true), Err(IpFibError::OwnAddress(ip("10.0.0.1").into())));
+    assert_eq!(
+        c.add_route(0, net("10.30.0.0/16"), &[RoutePath::via(ip("10.0.1.2"), 9)]),
+        Err(IpFibError::NotRoutedInterface(9))
+    );
+    assert_eq!(
+        c.learn_neighbor(0, IpAddr::V4(ip("10.0.0.1")), HOST_C, 0, true),
+        Err(IpFibError::OwnAddress(ip("10.0.0.1").into()))
+    );
     assert_eq!(c.routes(), before);
+    drop(c);
     let a = h.tables.fib.resolve4(0, u32::from(ip("10.0.0.1")), 0).unwrap();
     assert_eq!(h.tables.fib.adj(a).kind, AdjKind::Local);
-}
-
-/// Clocks per packet of the routed path at full vectors (VPP's `show
-/// runtime` figures: about 80-100 for these five nodes). Timing needs an
-/// optimized build and a quiet machine, so it runs on request:
-/// `cargo test --release -p vswitch-nodes --test ip4 -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn routed_path_clocks_per_packet() {
-    let mut h = two_ports();
-    let frames: Vec<Vec<u8>> = (0..256u16)
-        .map(|i| {
-            let mut p = Ip::udp("10.0.0.2", "10.0.1.2");
-            p.payload = udp(i, 80, &[0; 18]);
-            p.frame(HOST_A, 0)
-        })
-        .collect();
-    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(2000);
-    for _ in 0..rounds {
-        h.inject(0, &refs);
-        h.drain_all();
-    }
-    let nodes = ["ethernet-input", "ip4-input", "ip4-lookup", "ip4-rewrite", "interface-output"];
-    let snap = h.graph.stats().snapshot();
-    let mut total = 0.0;
-    for n in nodes {
-        let s = snap.iter().find(|s| s.name == n).unwrap();
-        println!("{n:>18}: {:6.1} clocks/packet, {:5.1} packets/call", s.clocks_per_packet(), s.vectors_per_call());
-        total += s.clocks_per_packet();
-    }
-    println!("{:>18}: {total:6.1} clocks/packet", "routed path");
-    if !cfg!(debug_assertions) {
-        assert!(total < 200.0, "routed path costs {total:.0} clocks per packet");
-    }
+    // Traffic still flows as before.
+    h.inject(0, &[&Ip::udp("10.0.0.2", "10.0.1.2").frame(HOST_A, 0)]);
+    assert_eq!(h.take_tx(1).len(), 1);
     h.assert_no_leak();
 }
+

@@ -71,8 +71,11 @@
 //! adjacencies and weights; the LPM entry of the prefix points at it. A
 //! change is applied make-before-break: new adjacencies and load-balance
 //! first, then the one LPM store, then the old ones are released (and
-//! reused only after a grace period, see `vswitch_fib::quiesce`). Every
-//! operation that fails has changed nothing.
+//! reused only after a grace period, see `vswitch_fib::quiesce`). A route
+//! or neighbor operation that fails has changed nothing; `sync_interfaces`
+//! applies its changes one route at a time, so when it fails (tables
+//! full) the changes before the failure stay, and calling it again after
+//! making room completes it.
 //!
 //! An adjacency whose interface is gone (or no longer routed) is turned
 //! into a drop in place and rebuilt when the interface comes back.
@@ -612,6 +615,10 @@ impl FibControl {
         let mut changed: Vec<SwIf> = gone.clone();
         changed.extend(new_ifs.iter().filter(|(s, n)| self.ifs.get(s) != Some(n)).map(|(s, _)| *s));
         self.ifs = new_ifs;
+        // Rewrites first (in place, cannot run out of room).
+        if !changed.is_empty() {
+            self.rebuild_adjacencies(|k| k.sw_if().is_some_and(|s| changed.contains(&s)))?;
+        }
         // Sources that went away or changed first, then new ones.
         let old: Vec<_> = self.if_routes.keys().copied().collect();
         for key in old {
@@ -631,16 +638,14 @@ impl FibControl {
                 self.if_routes.insert(key, want);
             }
         }
-        if !changed.is_empty() {
-            self.rebuild_adjacencies(|k| k.sw_if().is_some_and(|s| changed.contains(&s)))?;
-        }
         Ok(())
     }
 
     /// Rewrites the adjacencies whose key matches (interface or neighbor
     /// changed).
     pub(crate) fn rebuild_adjacencies(&mut self, matches: impl Fn(&AdjKey) -> bool) -> Result<(), IpFibError> {
-        let todo: Vec<(AdjKey, u32)> = self.adjs.iter().filter(|(k, _)| matches(k)).map(|(k, (i, _))| (*k, *i)).collect();
+        let todo: Vec<(AdjKey, u32)> =
+            self.adjs.iter().filter(|(k, _)| matches(k)).map(|(k, (i, _))| (*k, *i)).collect();
         for (key, idx) in todo {
             let adj = self.build_adj(&key);
             self.fib.adj_writer().lock().unwrap_or_else(|e| e.into_inner()).update(idx, adj)?;
@@ -693,7 +698,7 @@ impl FibControl {
     /// Every installed route, by VRF and prefix.
     pub fn routes(&self) -> Vec<RouteInfo> {
         let mut v: Vec<RouteInfo> = self.routes.iter().filter_map(|(&(vrf, p), e)| Self::info(vrf, p, e)).collect();
-        v.sort_by(|a, b| (a.vrf, a.prefix).cmp(&(b.vrf, b.prefix)));
+        v.sort_by_key(|r| (r.vrf, r.prefix));
         v
     }
 
@@ -1029,7 +1034,10 @@ mod tests {
         // A static route over a connected prefix: connected stays installed.
         c.add_route(0, net("10.0.1.0/24"), &[nh2]).unwrap();
         let r = c.route(0, net("10.0.1.0/24")).unwrap();
-        assert_eq!((r.source, r.sources.clone()), (RouteSource::Connected, vec![RouteSource::Connected, RouteSource::Static]));
+        assert_eq!(
+            (r.source, r.sources.clone()),
+            (RouteSource::Connected, vec![RouteSource::Connected, RouteSource::Static])
+        );
         assert!(c.remove_route(0, net("10.0.1.0/24")).unwrap());
         assert!(!c.remove_route(0, net("10.0.1.0/24")).unwrap());
         assert_eq!(c.route(0, net("10.0.1.0/24")).unwrap().sources, vec![RouteSource::Connected]);

@@ -282,7 +282,8 @@ mod tests {
 
     #[test]
     fn holds_rate_limits_releases_and_expires_without_leaking() {
-        let pool = BufferPool::new(&BufferPoolConfig { buffers: 64, prefer_huge: false, ..Default::default() }).unwrap();
+        let pool =
+            BufferPool::new(&BufferPoolConfig { buffers: 64, prefer_huge: false, ..Default::default() }).unwrap();
         let mut bufs = pool.worker();
         // 1000 ticks a second: hold 1000 ticks, probe every 100.
         let cfg = HoldConfig { max_neighbors: 2, per_neighbor: 2, ..Default::default() };

@@ -138,7 +138,9 @@ impl FibControl {
             return Err(IpFibError::OwnAddress(ip));
         }
         let change = match self.neighbors.map.get_mut(&(sw_if, ip)) {
-            Some(n) if n.kind == NeighborKind::Static && kind == NeighborKind::Dynamic => return Ok(NeighborChange::Ignored),
+            Some(n) if n.kind == NeighborKind::Static && kind == NeighborKind::Dynamic => {
+                return Ok(NeighborChange::Ignored)
+            }
             Some(n) if n.mac == mac => {
                 n.updated = now;
                 n.kind = kind;

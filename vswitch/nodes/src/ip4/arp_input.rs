@@ -159,7 +159,9 @@ impl Node<Tables> for ArpInput {
                 Verdict::Drop(E::BadSenderMac)
             } else if s >> 24 == 127 || s >> 24 >= 224 {
                 Verdict::Drop(E::BadSenderIp)
-            } else if s != 0 && (intf.ip4.iter().any(|a| a.0 == spa) || kind_of(spa).is_some_and(|k| k.0 == AdjKind::Local)) {
+            } else if s != 0
+                && (intf.ip4.iter().any(|a| a.0 == spa) || kind_of(spa).is_some_and(|k| k.0 == AdjKind::Local))
+            {
                 Verdict::Drop(E::Conflict)
             } else {
                 let on_link = s != 0

@@ -117,12 +117,7 @@ fn source_address(tables: &Tables, rx_if: u32, vrf: u32) -> Option<Ipv4Addr> {
     if let Some(a) = tables.interface(rx_if).and_then(|i| i.ip4.first()) {
         return Some(a.0);
     }
-    tables
-        .interfaces
-        .iter()
-        .flatten()
-        .filter(|i| i.mode == IfMode::L3 { vrf })
-        .find_map(|i| i.ip4.first().map(|a| a.0))
+    tables.interfaces.iter().flatten().filter(|i| i.mode == IfMode::L3 { vrf }).find_map(|i| i.ip4.first().map(|a| a.0))
 }
 
 /// Whether `dst` is a directed broadcast of a subnet of `rx_if`.
@@ -151,7 +146,8 @@ impl Node<Tables> for Ip4IcmpError {
             let (icmp_type, code) = ((what >> 8) as u8, what as u8);
             let d = cx.bufs.data(p);
             let hl = ((d[0] & 0x0f) as usize) << 2;
-            let (src, dst) = (u32::from_be_bytes([d[12], d[13], d[14], d[15]]), u32::from_be_bytes([d[16], d[17], d[18], d[19]]));
+            let (src, dst) =
+                (u32::from_be_bytes([d[12], d[13], d[14], d[15]]), u32::from_be_bytes([d[16], d[17], d[18], d[19]]));
             let frag_offset = u16::from_be_bytes([d[6], d[7]]) & 0x1fff;
             let about_error = d[9] == ip_protocol::ICMP
                 && frag_offset == 0
@@ -206,7 +202,28 @@ impl Node<Tables> for Ip4IcmpError {
             let total = 28 + quote;
             self.ident = self.ident.wrapping_add(1);
             let ip = &mut buf[..20];
-            ip.copy_from_slice(&[0x45, 0xc0, 0, 0, 0, 0, 0, 0, ERROR_TTL, ip_protocol::ICMP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            ip.copy_from_slice(&[
+                0x45,
+                0xc0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                ERROR_TTL,
+                ip_protocol::ICMP,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ]);
             ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
             ip[4..6].copy_from_slice(&self.ident.to_be_bytes());
             ip[12..16].copy_from_slice(&our.octets());
@@ -234,13 +251,7 @@ impl Node<Tables> for Ip4IcmpError {
                 1,
             );
             if traced {
-                let t = Ip4IcmpErrorTrace {
-                    icmp_type,
-                    code,
-                    src: our,
-                    dst: Ipv4Addr::from(src),
-                    outcome: "sent",
-                };
+                let t = Ip4IcmpErrorTrace { icmp_type, code, src: our, dst: Ipv4Addr::from(src), outcome: "sent" };
                 cx.trace(p, t);
             }
             cx.enqueue(Ip4IcmpErrorNext::Lookup, p);

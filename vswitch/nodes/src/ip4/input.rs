@@ -114,7 +114,7 @@ pub fn check(d: &[u8], csum_ok: bool) -> Result<(usize, usize), Ip4InputError> {
     if tl < hl || tl > d.len() {
         return Err(E::BadTotalLen);
     }
-    if !csum_ok && !ipv4_header_checksum_ok(&d[..hl]) {
+    if !csum_ok && !header_checksum_ok(d, hl) {
         return Err(E::BadChecksum);
     }
     if d[8] == 0 {
@@ -134,6 +134,23 @@ pub fn check(d: &[u8], csum_ok: bool) -> Result<(usize, usize), Ip4InputError> {
     Ok((hl, tl))
 }
 
+/// RFC 1071 over the header: five 32-bit words for the usual 20 bytes,
+/// the generic sum with options.
+#[inline(always)]
+fn header_checksum_ok(d: &[u8], hl: usize) -> bool {
+    match d.first_chunk::<20>() {
+        Some(h) if hl == 20 => {
+            let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+            // The one's complement sum is 0xffff (negative zero) exactly
+            // when the plain sum is a non-zero multiple of 0xffff (2^16 is
+            // 1 modulo 0xffff); the version nibble makes it non-zero.
+            let s = w(0) + w(4) + w(8) + w(12) + w(16);
+            s % 0xffff == 0
+        }
+        _ => ipv4_header_checksum_ok(&d[..hl]),
+    }
+}
+
 impl Node<Tables> for Ip4Input {
     const NAME: &'static str = "ip4-input";
     type Next = Ip4InputNext;
@@ -142,6 +159,11 @@ impl Node<Tables> for Ip4Input {
     fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
         let arc = *self.arc.get_or_insert_with(|| cx.features().arc(UNICAST_ARC));
         let mut trimmed = 0;
+        // Whether the last receiving interface has features on the arc:
+        // with none, feature_start would go straight to ip4-lookup, so the
+        // packet is enqueued there directly (features only change between
+        // dispatches, so this holds for the whole vector).
+        let (mut last_if, mut has_features) = (u32::MAX, false);
         for &p in vector {
             let (d, m) = cx.bufs.data_and_meta_mut(p);
             let verdict = check(d, m.flags & MetaFlags::L3_CSUM_OK != 0);
@@ -166,7 +188,17 @@ impl Node<Tables> for Ip4Input {
             m.l4 = m.current + hl as u16;
             m.flags &= !(MetaFlags::FLOW_HASH_VALID | LOCALLY_ORIGINATED);
             match arc {
-                Some(arc) => cx.feature_start(arc, rx_if, p),
+                Some(arc) => {
+                    if rx_if != last_if {
+                        last_if = rx_if;
+                        has_features = !cx.features().enabled(arc, rx_if).is_empty();
+                    }
+                    if has_features {
+                        cx.feature_start(arc, rx_if, p);
+                    } else {
+                        cx.enqueue(Ip4InputNext::Lookup, p);
+                    }
+                }
                 None => cx.enqueue(Ip4InputNext::Lookup, p),
             }
         }
@@ -211,6 +243,20 @@ mod tests {
         let c = vswitch_wire::checksum::checksum(&h[..hl]);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         h
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_checksum_matches_rfc1071(words in proptest::collection::vec(proptest::prelude::any::<u32>(), 5)) {
+            let mut h: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+            h[0] = 0x45;
+            proptest::prop_assert_eq!(header_checksum_ok(&h, 20), ipv4_header_checksum_ok(&h));
+            h[10] = 0;
+            h[11] = 0;
+            let c = vswitch_wire::checksum::checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            proptest::prop_assert!(header_checksum_ok(&h, 20));
+        }
     }
 
     #[test]

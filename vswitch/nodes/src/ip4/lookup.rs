@@ -127,16 +127,20 @@ impl Node<Tables> for Ip4Lookup {
             let mut one_vrf = true;
             for (&p, dst) in chunk.iter().zip(self.dst.iter_mut()) {
                 let d = cx.bufs.data(p);
-                *dst = u32::from_be_bytes([d[16], d[17], d[18], d[19]]);
+                // ip4-input let no packet shorter than a header through.
+                *dst = d.first_chunk::<20>().map_or(0, |h| u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
                 one_vrf &= cx.bufs.meta(p).vrf == vrf0;
             }
             if one_vrf {
                 fib.lookup4_batch(vrf0, &self.dst[..n], &mut self.lb[..n]);
             } else {
-                for i in 0..n {
-                    self.lb[i] = fib.lookup4(cx.bufs.meta(chunk[i]).vrf, self.dst[i]);
+                for ((&p, &dst), lb) in chunk.iter().zip(self.dst.iter()).zip(self.lb.iter_mut()) {
+                    *lb = fib.lookup4(cx.bufs.meta(p).vrf, dst);
                 }
             }
+            // Runs of packets share a route: its load-balance and, for a
+            // single path, its adjacency and kind are read once per run.
+            let (mut last_lb, mut multi, mut single) = (u32::MAX, false, 0);
             let (mut last_adj, mut kind) = (u32::MAX, AdjKind::Drop);
             for (i, &p) in chunk.iter().enumerate() {
                 let (d, m) = cx.bufs.data_and_meta_mut(p);
@@ -156,14 +160,21 @@ impl Node<Tables> for Ip4Lookup {
                     cx.discard(p, E::NoRoute);
                     continue;
                 };
-                let adj = if fib.n_buckets(lb) > 1 {
+                if lb != last_lb {
+                    last_lb = lb;
+                    multi = fib.n_buckets(lb) > 1;
+                    if !multi {
+                        single = fib.choose(lb, 0);
+                    }
+                }
+                let adj = if multi {
                     if m.flags & MetaFlags::FLOW_HASH_VALID == 0 {
                         m.flow_hash = ip4_flow_hash(d);
                         m.flags |= MetaFlags::FLOW_HASH_VALID;
                     }
                     fib.choose(lb, m.flow_hash)
                 } else {
-                    fib.choose(lb, 0)
+                    single
                 };
                 m.adj = adj;
                 if adj != last_adj {

@@ -23,7 +23,7 @@ use super::icmp_error::request_icmp_error;
 use crate::ip::LOCALLY_ORIGINATED;
 use crate::{Cx, Tables};
 use std::fmt;
-use vswitch_fib::adj::{AdjKind, Adjacency};
+use vswitch_fib::adj::{AdjKind, Adjacency, REWRITE_MAX};
 use vswitch_graph::{errors, next_arcs, Node, PacketId};
 use vswitch_packet::{Meta, MetaFlags};
 use vswitch_wire::checksum;
@@ -219,92 +219,144 @@ impl Ip4Rewrite {
     }
 }
 
+/// The adjacency in use, with its rewrite right-aligned in 32 bytes so the
+/// fast path writes it with one fixed-size copy ending at the IP header.
+struct Current {
+    idx: u32,
+    adj: Adjacency,
+    mtu: usize,
+    right: [u8; REWRITE_MAX],
+}
+
+impl Current {
+    fn load(fib: &crate::ip::fib::IpFib, idx: u32) -> Current {
+        let adj = fib.adj(idx);
+        let n = adj.rewrite_len as usize;
+        let mut right = [0u8; REWRITE_MAX];
+        right[REWRITE_MAX - n..].copy_from_slice(&adj.rewrite[..n]);
+        let mtu = if adj.mtu == 0 { usize::MAX } else { adj.mtu as usize };
+        Current { idx, adj, mtu, right }
+    }
+}
+
+impl Ip4Rewrite {
+    /// Everything but the common case: traced packets, TTL expiry, packets
+    /// over the MTU, adjacencies no longer complete, little headroom.
+    #[cold]
+    #[inline(never)]
+    fn slow(&mut self, cx: &mut Cx<'_, Self>, p: PacketId, cur: &Current) {
+        use Ip4RewriteError as E;
+        let (adj, cached, mtu) = (&cur.adj, cur.idx, cur.mtu);
+        let (d, m) = cx.bufs.data_and_meta_mut(p);
+        let traced = m.flags & MetaFlags::TRACED != 0;
+        if adj.kind != AdjKind::Rewrite || d.len() < 20 {
+            cx.discard(p, E::NotComplete);
+            return;
+        }
+        let local = m.flags & LOCALLY_ORIGINATED != 0;
+        let ttl = d[8];
+        let len = d.len();
+        if ttl <= 1 && !local {
+            request_icmp_error(m, icmpv4_type::TIME_EXCEEDED, 0, 0);
+            if traced {
+                cx.trace(p, trace(adj, cached, ttl, len, "TTL expired"));
+            }
+            cx.count(E::TtlExpired, 1);
+            cx.enqueue(Ip4RewriteNext::IcmpError, p);
+            return;
+        }
+        if len > mtu {
+            if d[6] & 0x40 != 0 {
+                request_icmp_error(m, icmpv4_type::DEST_UNREACHABLE, icmpv4_unreach::FRAG_NEEDED, adj.mtu);
+                if traced {
+                    cx.trace(p, trace(adj, cached, ttl, len, "too big, DF set"));
+                }
+                cx.count(E::TooBig, 1);
+                cx.enqueue(Ip4RewriteNext::IcmpError, p);
+                return;
+            }
+            if !local {
+                decrement_ttl(d);
+            }
+            match self.fragment(cx.bufs, p, mtu) {
+                Frag::Done => {}
+                Frag::NoBuffer => {
+                    cx.discard(p, E::FragNoBuffer);
+                    return;
+                }
+                Frag::MtuTooSmall => {
+                    cx.discard(p, E::FragMtuTooSmall);
+                    return;
+                }
+            }
+            if traced {
+                cx.trace(p, trace(adj, cached, ttl, len, "fragmented"));
+            }
+            cx.count(E::Fragmented, 1);
+            cx.count(E::Fragments, 1 + self.frags.len() as u64);
+            let frags = std::mem::take(&mut self.frags);
+            for &q in std::iter::once(&p).chain(frags.iter()) {
+                if apply_rewrite(cx.bufs, q, adj) {
+                    cx.enqueue(Ip4RewriteNext::Output, q);
+                } else {
+                    cx.discard(q, E::NoHeadroom);
+                }
+            }
+            self.frags = frags;
+            return;
+        }
+        if !local {
+            decrement_ttl(d);
+        }
+        if traced {
+            cx.trace(p, trace(adj, cached, ttl, len, "rewritten"));
+        }
+        if apply_rewrite(cx.bufs, p, adj) {
+            cx.enqueue(Ip4RewriteNext::Output, p);
+        } else {
+            cx.discard(p, E::NoHeadroom);
+        }
+    }
+}
+
 impl Node<Tables> for Ip4Rewrite {
     const NAME: &'static str = "ip4-rewrite";
     type Next = Ip4RewriteNext;
     type Error = Ip4RewriteError;
 
     fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
-        use Ip4RewriteError as E;
-        let fib = &cx.state.fib;
-        let mut cached = u32::MAX;
-        let mut adj = Adjacency::DROP;
-        let mut mtu = 0usize;
+        let tables = cx.state;
+        let fib = &*tables.fib;
+        let mut cur = Current { idx: u32::MAX, adj: Adjacency::DROP, mtu: 0, right: [0; REWRITE_MAX] };
         for &p in vector {
             let (d, m) = cx.bufs.data_and_meta_mut(p);
-            if m.adj != cached {
-                cached = m.adj;
-                adj = fib.adj(cached);
-                mtu = if adj.mtu == 0 { usize::MAX } else { adj.mtu as usize };
+            if m.adj != cur.idx {
+                cur = Current::load(fib, m.adj);
             }
-            let traced = m.flags & MetaFlags::TRACED != 0;
-            if adj.kind != AdjKind::Rewrite {
-                cx.discard(p, E::NotComplete);
-                continue;
-            }
-            let local = m.flags & LOCALLY_ORIGINATED != 0;
-            let ttl = d[8];
             let len = d.len();
-            if ttl <= 1 && !local {
-                request_icmp_error(m, icmpv4_type::TIME_EXCEEDED, 0, 0);
-                if traced {
-                    cx.trace(p, trace(&adj, cached, ttl, len, "TTL expired"));
-                }
-                cx.count(E::TtlExpired, 1);
-                cx.enqueue(Ip4RewriteNext::IcmpError, p);
+            let start = m.current as usize;
+            let plain = m.flags & (MetaFlags::TRACED | LOCALLY_ORIGINATED) == 0;
+            let Some(h) = d.first_chunk_mut::<20>() else {
+                self.slow(cx, p, &cur);
+                continue;
+            };
+            // The common case: complete adjacency, TTL > 1, fits the MTU,
+            // room for a 32-byte copy in front, not traced, not ours.
+            if !plain || cur.adj.kind != AdjKind::Rewrite || h[8] <= 1 || len > cur.mtu || start < REWRITE_MAX {
+                self.slow(cx, p, &cur);
                 continue;
             }
-            if len > mtu {
-                if d[6] & 0x40 != 0 {
-                    request_icmp_error(m, icmpv4_type::DEST_UNREACHABLE, icmpv4_unreach::FRAG_NEEDED, adj.mtu);
-                    if traced {
-                        cx.trace(p, trace(&adj, cached, ttl, len, "too big, DF set"));
-                    }
-                    cx.count(E::TooBig, 1);
-                    cx.enqueue(Ip4RewriteNext::IcmpError, p);
-                    continue;
-                }
-                if !local {
-                    decrement_ttl(d);
-                }
-                match self.fragment(cx.bufs, p, mtu) {
-                    Frag::Done => {}
-                    Frag::NoBuffer => {
-                        cx.discard(p, E::FragNoBuffer);
-                        continue;
-                    }
-                    Frag::MtuTooSmall => {
-                        cx.discard(p, E::FragMtuTooSmall);
-                        continue;
-                    }
-                }
-                if traced {
-                    cx.trace(p, trace(&adj, cached, ttl, len, "fragmented"));
-                }
-                cx.count(E::Fragmented, 1);
-                cx.count(E::Fragments, 1 + self.frags.len() as u64);
-                let frags = std::mem::take(&mut self.frags);
-                for &q in std::iter::once(&p).chain(frags.iter()) {
-                    if apply_rewrite(cx.bufs, q, &adj) {
-                        cx.enqueue(Ip4RewriteNext::Output, q);
-                    } else {
-                        cx.discard(q, E::NoHeadroom);
-                    }
-                }
-                self.frags = frags;
-                continue;
+            decrement_ttl(h);
+            let n = cur.adj.rewrite_len as u16;
+            m.current -= n;
+            m.len += n;
+            m.l2 = m.current;
+            m.tx_if = cur.adj.sw_if;
+            let buf = cx.bufs.buffer_mut(p);
+            if let Some(w) = buf.get_mut(start - REWRITE_MAX..start) {
+                w.copy_from_slice(&cur.right);
             }
-            if !local {
-                decrement_ttl(d);
-            }
-            if traced {
-                cx.trace(p, trace(&adj, cached, ttl, len, "rewritten"));
-            }
-            if apply_rewrite(cx.bufs, p, &adj) {
-                cx.enqueue(Ip4RewriteNext::Output, p);
-            } else {
-                cx.discard(p, E::NoHeadroom);
-            }
+            cx.enqueue(Ip4RewriteNext::Output, p);
         }
     }
 }
@@ -334,7 +386,8 @@ mod tests {
     fn ttl_decrement_keeps_the_checksum_valid() {
         for ttl in [2u8, 64, 255] {
             for seed in 0..50u8 {
-                let mut h = [0x45, 0, 0, 20, seed, seed.wrapping_mul(7), 0, 0, ttl, 6, 0, 0, 10, seed, 0, 1, 10, 0, seed, 2];
+                let mut h =
+                    [0x45, 0, 0, 20, seed, seed.wrapping_mul(7), 0, 0, ttl, 6, 0, 0, 10, seed, 0, 1, 10, 0, seed, 2];
                 let c = checksum::checksum(&h);
                 h[10..12].copy_from_slice(&c.to_be_bytes());
                 decrement_ttl(&mut h);

@@ -6,7 +6,8 @@
 //! 8-byte ICMPv6 header are pushed in front of the original IPv6 packet,
 //! which is cut so the whole error fits the minimum MTU (1280 bytes). Its
 //! source is an address of the interface the original arrived on (the
-//! link-local one for a link-local destination), its destination the
+//! link-local one for a link-local destination; an address of another
+//! interface in the same VRF when that one has none), its destination the
 //! original source, its hop limit 255, and it is routed back through
 //! ip6-lookup in the VRF the original arrived in.
 //!
@@ -16,14 +17,14 @@
 //! Not sent (RFC 4443 section 2.4), each counted: about a packet we
 //! originated; about an ICMPv6 error message; about a packet to a multicast destination, except packet too
 //! big; about a packet whose source does not name one node (unspecified or
-//! multicast); when the receiving interface has no IPv6 address; when the
+//! multicast); when there is no IPv6 address to send from; when the
 //! worker's token bucket is empty ([`TokenBucket`], default
 //! [`DEFAULT_RATE`] per second with a burst of [`DEFAULT_BURST`]).
 
 use super::{addr_at, source_for, Icmp6Error, SRC_AT};
 use crate::ip::icmp_limit::TokenBucket;
 use crate::ip::LOCALLY_ORIGINATED;
-use crate::{Cx, Tables};
+use crate::{Cx, IfMode, Tables};
 use std::fmt;
 use std::net::Ipv6Addr;
 use vswitch_graph::{errors, next_arcs, Node, PacketId};
@@ -57,7 +58,7 @@ errors! {
         AboutError = "not sent: the packet is an ICMPv6 error",
         Multicast = "not sent: multicast destination",
         BadSource = "not sent: unspecified or multicast source",
-        NoSource = "not sent: no IPv6 address on the receiving interface",
+        NoSource = "not sent: no IPv6 address to send from",
         RateLimited = "not sent: rate limited",
         LocallyOriginated = "not sent: the packet is our own",
         NoError = "not sent: no error recorded with the packet",
@@ -161,6 +162,16 @@ pub(crate) fn build(bufs: &mut Buffers, p: PacketId, src: Ipv6Addr, error: Icmp6
     Some(body)
 }
 
+/// The address an error about a packet received on `rx_if` is sent from:
+/// one of that interface's (see [`source_for`]), or failing that one of
+/// any routed interface in the same VRF.
+fn error_source(tables: &Tables, rx_if: u32, vrf: u32, dst: &Ipv6Addr) -> Option<Ipv6Addr> {
+    if let Some(a) = tables.interface(rx_if).and_then(|i| source_for(&i.ip6, dst)) {
+        return Some(a);
+    }
+    tables.interfaces.iter().flatten().filter(|i| i.mode == IfMode::L3 { vrf }).find_map(|i| source_for(&i.ip6, dst))
+}
+
 impl Node<Tables> for Ip6IcmpError {
     const NAME: &'static str = "ip6-icmp-error";
     type Next = Ip6IcmpErrorNext;
@@ -190,8 +201,7 @@ impl Node<Tables> for Ip6IcmpError {
                 continue;
             }
             let dst = addr_at(orig, SRC_AT);
-            let addrs = tables.interface(m.rx_if).map(|i| &i.ip6[..]).unwrap_or(&[]);
-            let Some(src) = source_for(addrs, &dst) else {
+            let Some(src) = error_source(tables, m.rx_if, m.vrf, &dst) else {
                 cx.discard(p, E::NoSource);
                 continue;
             };
@@ -221,8 +231,8 @@ impl Node<Tables> for Ip6IcmpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vswitch_wire::icmpv6::icmpv6_type;
     use vswitch_packet::{BufferPool, BufferPoolConfig};
+    use vswitch_wire::icmpv6::icmpv6_type;
 
     fn a(s: &str) -> Ipv6Addr {
         s.parse().unwrap()

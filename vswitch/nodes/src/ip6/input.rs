@@ -2,7 +2,10 @@
 //!
 //! Checks, each with its own counter: the fixed header is there, the
 //! version is 6, the payload length fits the frame (a shorter payload
-//! length means link padding, which is trimmed), the hop limit is not 0,
+//! length means link padding, which is trimmed), the hop limit is not 0
+//! (dropped without an ICMPv6 error: the previous hop should never have
+//! sent it; a hop limit of 1 is fine here — delivered if the packet is for
+//! us, answered with time exceeded by ip6-rewrite if it is forwarded),
 //! and the addresses are not martians (a multicast source, the loopback
 //! address on either side, an unspecified destination, or an unspecified
 //! source on anything but a Duplicate Address Detection solicitation).
@@ -26,7 +29,8 @@
 //! interface, which ends at ip6-lookup. Multicast to the groups this
 //! router is in on the receiving interface (all-nodes ff02::1, all-routers
 //! ff02::2, and the solicited-node group of each of the interface's
-//! addresses) goes to ip6-local; any other multicast is dropped and counted
+//! addresses; every solicited-node group with `proxy_nd` on) goes to
+//! ip6-local; any other multicast is dropped and counted
 //! (there is no multicast forwarding yet).
 
 use super::{addr_at, is_solicited_node_for, DST_AT, SRC_AT, UNICAST_ARC};
@@ -194,7 +198,9 @@ fn is_joined(tables: &Tables, sw_if: u32, dst: &Ipv6Addr) -> bool {
         return true;
     }
     let Some(intf) = tables.interface(sw_if) else { return false };
-    intf.ip6.iter().any(|(a, _)| is_solicited_node_for(dst, a))
+    // A proxy answers for addresses that are not its own: every
+    // solicited-node group may carry a solicitation for one.
+    (intf.proxy_nd && is_solicited_node_group(dst)) || intf.ip6.iter().any(|(a, _)| is_solicited_node_for(dst, a))
 }
 
 impl Node<Tables> for Ip6Input {

@@ -150,8 +150,8 @@ impl Node<Tables> for Ip6Lookup {
             if one_vrf {
                 fib.lookup6_batch(vrf0, &self.dst[..n], &mut self.lb[..n]);
             } else {
-                for i in 0..n {
-                    self.lb[i] = fib.lookup6(cx.bufs.meta(chunk[i]).vrf, self.dst[i]);
+                for ((&p, dst), lb) in chunk.iter().zip(self.dst.iter()).zip(self.lb.iter_mut()) {
+                    *lb = fib.lookup6(cx.bufs.meta(p).vrf, *dst);
                 }
             }
             let (mut last_adj, mut kind) = (u32::MAX, AdjKind::Drop);

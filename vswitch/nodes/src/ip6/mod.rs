@@ -65,13 +65,10 @@ pub(crate) fn is_solicited_node_for(group: &Ipv6Addr, addr: &Ipv6Addr) -> bool {
 pub(crate) fn source_for(addrs: &[(Ipv6Addr, u8)], dst: &Ipv6Addr) -> Option<Ipv6Addr> {
     let dst_ll = dst.is_unicast_link_local() || (dst.is_multicast() && dst.octets()[1] & 0x0f == 2);
     let d = u128::from(*dst);
-    addrs
-        .iter()
-        .map(|(a, _)| *a)
-        .max_by_key(|a| {
-            let same_scope = a.is_unicast_link_local() == dst_ll;
-            (same_scope, (u128::from(*a) ^ d).leading_zeros())
-        })
+    addrs.iter().map(|(a, _)| *a).max_by_key(|a| {
+        let same_scope = a.is_unicast_link_local() == dst_ll;
+        (same_scope, (u128::from(*a) ^ d).leading_zeros())
+    })
 }
 
 /// ICMPv6 errors ip6-icmp-error sends, and their parameter.

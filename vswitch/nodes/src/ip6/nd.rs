@@ -284,7 +284,7 @@ impl Node<Tables> for Ip6Nd {
                         learn(cx, m.rx_if, src, mac, true);
                     }
                     // The solicitor's MAC: its option, else the frame's source.
-                    let frame_src = (m.l3 >= m.l2 + 14)
+                    let frame_src = (m.l3.saturating_sub(m.l2) >= 14)
                         .then(|| MacAddr::from_bytes(&cx.bufs.buffer(p)[m.l2 as usize + 6..m.l2 as usize + 12]));
                     let (na_dst, dst_mac) = if dad {
                         let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);

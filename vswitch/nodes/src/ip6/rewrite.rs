@@ -65,15 +65,7 @@ impl fmt::Display for Ip6RewriteTrace {
 fn trace(adj: &Adjacency, idx: u32, hop_limit: u8, len: usize, action: &'static str) -> Ip6RewriteTrace {
     let r = adj.rewrite_bytes();
     let mac = |at: usize| r.get(at..at + 6).map(MacAddr::from_bytes).unwrap_or(MacAddr::ZERO);
-    Ip6RewriteTrace {
-        adj: idx,
-        sw_if: adj.sw_if,
-        dst_mac: mac(0),
-        src_mac: mac(6),
-        hop_limit,
-        len: len as u16,
-        action,
-    }
+    Ip6RewriteTrace { adj: idx, sw_if: adj.sw_if, dst_mac: mac(0), src_mac: mac(6), hop_limit, len: len as u16, action }
 }
 
 /// The ip6-rewrite node.
