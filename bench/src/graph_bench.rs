@@ -87,7 +87,7 @@ fn measure(
     let shared = WorkerShared::default();
     let graph = standard_graph(&shared).build().map_err(|e| e.to_string())?;
     let snapshot = Arc::new(ArcSwap::from(Arc::clone(&s.tables)));
-    let mut w = Worker::new(0, graph, pool.worker(), snapshot);
+    let mut w = Worker::new(0, graph, pool.worker(), snapshot, shared);
     w.add_rx(Box::new(PgRx::new(s.rx_port, s.templates, None)), "pg-input")?;
     for port in 0..s.ports {
         w.set_tx(port, Box::new(PgTx::new(0)));

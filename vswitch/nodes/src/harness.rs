@@ -9,9 +9,8 @@ use std::sync::Arc;
 use vswitch_graph::{Graph, NodeIndex};
 use vswitch_packet::{BufferPool, BufferPoolConfig, Buffers, PacketId};
 
-/// Transmit queue that nodes still missing from the standard graph feed,
-/// so a partial graph can be exercised while it grows.
-pub const UNFINISHED_PORT: u32 = 63;
+/// Transmit queues (ports) a harness graph has.
+pub const PORTS: u32 = 64;
 
 /// A standard graph with its own buffer pool.
 pub struct Harness {
@@ -40,11 +39,7 @@ impl Harness {
     /// A harness over `tables` using `pool`.
     pub fn with_pool(tables: Tables, pool: Arc<BufferPool>) -> Harness {
         let shared = WorkerShared::default();
-        let mut builder = standard_graph(&shared).ports(UNFINISHED_PORT as usize + 1);
-        for name in builder.missing_nodes() {
-            builder = builder.sink(name, UNFINISHED_PORT);
-        }
-        let graph = builder.build().expect("standard graph");
+        let graph = standard_graph(&shared).ports(PORTS as usize).build().expect("standard graph");
         let input = graph.node_index(Pg::NAME).expect("pg-input");
         Harness { bufs: pool.worker(), pool, graph, tables, shared, input, scratch: Vec::new() }
     }

@@ -20,7 +20,7 @@ pub mod registry;
 pub mod tables;
 
 pub use counters::IfCounters;
-pub use registry::{standard_graph, WorkerShared};
+pub use registry::{housekeeping, release_held, standard_graph, Housekeeping, WorkerShared};
 pub use tables::{BridgeDomainConfig, IfKind, IfMode, Interface, SwIf, Tables, VlanRewrite, VlanTags, NONE};
 
 /// The context every node here runs with.

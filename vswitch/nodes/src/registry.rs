@@ -12,7 +12,8 @@ use crate::l2::output::L2Output;
 use crate::port_input::{Pg, PortInput};
 use crate::Tables;
 use std::sync::Arc;
-use vswitch_graph::GraphBuilder;
+use vswitch_graph::{Graph, GraphBuilder};
+use vswitch_packet::Buffers;
 
 /// What the standard nodes share on one worker.
 #[derive(Clone, Default)]
@@ -57,4 +58,52 @@ pub fn standard_graph(shared: &WorkerShared) -> GraphBuilder<Tables> {
         .node(crate::ip6::Ip6IcmpError::default())
         .feature_arc(crate::ip6::UNICAST_ARC, &[], "ip6-lookup")
         .node(InterfaceOutput::new(c.clone()))
+}
+
+/// What [`housekeeping`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Housekeeping {
+    /// Held packets released after their next hop resolved.
+    pub released: usize,
+    /// Held packets freed because resolution took too long.
+    pub expired: usize,
+}
+
+/// A worker's periodic work outside packet dispatch (every millisecond or
+/// so, and when idle): releases packets held for ARP/ND whose neighbor
+/// resolved, expires those held too long. Punted packets are drained by
+/// the worker separately (see [`WorkerShared::punt`]).
+pub fn housekeeping(
+    graph: &mut Graph<Tables>,
+    bufs: &mut Buffers,
+    tables: &Tables,
+    shared: &WorkerShared,
+    now: u64,
+) -> Housekeeping {
+    let (released, expired) = crate::ip4::arp::service_ip4_hold(&shared.ip4_hold, graph, bufs, tables, now);
+    crate::ip6::discover::service_ip6_hold(graph, bufs, tables);
+    Housekeeping { released, expired }
+}
+
+/// Frees every packet the standard nodes hold (ARP/ND hold queues, the
+/// punt queue): the worker is stopping.
+pub fn release_held(graph: &mut Graph<Tables>, bufs: &mut Buffers, shared: &WorkerShared) -> usize {
+    let mut n = shared.ip4_hold.lock().unwrap_or_else(|e| e.into_inner()).clear(bufs);
+    if let Some(d) = graph.node_mut::<crate::ip6::discover::Ip6Discover>("ip6-discover") {
+        n += d.clear(bufs);
+    }
+    n + shared.punt.drain(bufs, |_, _, _| {})
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_standard_graph_is_complete() {
+        let b = super::standard_graph(&super::WorkerShared::default());
+        assert_eq!(b.missing_nodes(), Vec::<&str>::new());
+        let g = b.build().unwrap();
+        for name in ["pg-input", "ethernet-input", "l2-learn", "ip4-lookup", "ip6-lookup", "arp-input", "punt"] {
+            assert!(g.node_index(name).is_some(), "{name}");
+        }
+    }
 }

@@ -22,7 +22,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use vswitch_fib::quiesce::ReaderHandle;
 use vswitch_graph::{Counter, Graph, NodeIndex};
-use vswitch_nodes::Tables;
+use vswitch_nodes::{Tables, WorkerShared};
+use vswitch_packet::clock;
 use vswitch_packet::{Buffers, PacketId, VECTOR_SIZE};
 use vswitch_port::{RxQueue, TxQueue};
 
@@ -67,7 +68,15 @@ pub struct WorkerStats {
     pub rx_packets: Counter,
     /// Configuration snapshots picked up.
     pub snapshots: Counter,
+    /// Housekeeping rounds (held packets, punt queue).
+    pub housekeeping: Counter,
+    /// Packets punted to the control plane and handed to the punt sink.
+    pub punted: Counter,
 }
+
+/// Receives punted packets: reason (`vswitch_nodes::ip::punt::punt_reason`),
+/// metadata and bytes. The buffer is freed after the call.
+pub type PuntSink = Box<dyn FnMut(u32, &vswitch_packet::Meta, &[u8]) + Send>;
 
 struct RxEntry {
     queue: Box<dyn RxQueue>,
@@ -92,12 +101,22 @@ pub struct Worker {
     vector: Vec<PacketId>,
     empty_polls: u32,
     sleep: Duration,
+    shared: WorkerShared,
+    punt_sink: Option<PuntSink>,
+    housekeeping_every: u64,
+    last_housekeeping: u64,
 }
 
 impl Worker {
-    /// A worker running `graph` with buffers `bufs`, reading configuration
-    /// from `tables`.
-    pub fn new(id: usize, graph: Graph<Tables>, bufs: Buffers, tables: Arc<ArcSwap<Tables>>) -> Worker {
+    /// A worker running `graph` (built with `shared`) with buffers `bufs`,
+    /// reading configuration from `tables`.
+    pub fn new(
+        id: usize,
+        graph: Graph<Tables>,
+        bufs: Buffers,
+        tables: Arc<ArcSwap<Tables>>,
+        shared: WorkerShared,
+    ) -> Worker {
         Worker {
             id,
             graph,
@@ -113,6 +132,51 @@ impl Worker {
             vector: Vec::with_capacity(VECTOR_SIZE),
             empty_polls: 0,
             sleep: Duration::ZERO,
+            shared,
+            punt_sink: None,
+            housekeeping_every: clock::ticks_per_second() / 1000,
+            last_housekeeping: 0,
+        }
+    }
+
+    /// Where punted packets go (default: freed, counted in `punted`).
+    pub fn set_punt_sink(&mut self, sink: PuntSink) {
+        self.punt_sink = Some(sink);
+    }
+
+    /// Releases held packets whose neighbor resolved, expires those held
+    /// too long, and drains the punt queue. Runs about every millisecond.
+    pub fn housekeeping(&mut self) {
+        let now = clock::now();
+        self.last_housekeeping = now;
+        self.stats.housekeeping.inc();
+        let tables = Arc::clone(self.tables.load());
+        vswitch_nodes::housekeeping(&mut self.graph, &mut self.bufs, &tables, &self.shared, now);
+        self.flush_tx();
+        if !self.shared.punt.is_empty() {
+            let sink = &mut self.punt_sink;
+            let n = self.shared.punt.drain(&mut self.bufs, |reason, meta, data| {
+                if let Some(f) = sink.as_mut() {
+                    f(reason, meta, data)
+                }
+            });
+            self.stats.punted.add(n as u64);
+        }
+    }
+
+    fn flush_tx(&mut self) {
+        for port in 0..self.graph.ports() {
+            let q = self.graph.tx_queue(port);
+            if q.is_empty() {
+                continue;
+            }
+            match self.tx.get_mut(port).and_then(Option::as_mut) {
+                Some(tx) => tx.tx_burst(&mut self.bufs, q),
+                None => {
+                    self.bufs.free_bulk(q);
+                    q.clear();
+                }
+            }
         }
     }
 
@@ -191,21 +255,12 @@ impl Worker {
         }
         if received > 0 {
             self.stats.rx_packets.add(received as u64);
-            for port in 0..self.graph.ports() {
-                let q = self.graph.tx_queue(port);
-                if q.is_empty() {
-                    continue;
-                }
-                match self.tx.get_mut(port).and_then(Option::as_mut) {
-                    Some(tx) => tx.tx_burst(&mut self.bufs, q),
-                    None => {
-                        self.bufs.free_bulk(q);
-                        q.clear();
-                    }
-                }
-            }
+            self.flush_tx();
         } else {
             self.stats.idle_loops.inc();
+        }
+        if clock::now().wrapping_sub(self.last_housekeeping) >= self.housekeeping_every {
+            self.housekeeping();
         }
         received
     }
@@ -270,8 +325,10 @@ impl Worker {
     }
 
     /// Returns every buffer this worker holds to the pool (queued
-    /// transmissions are freed). Call after the loop stopped.
+    /// transmissions, held and punted packets are freed). Call after the
+    /// loop stopped.
     pub fn release_buffers(&mut self) {
+        vswitch_nodes::release_held(&mut self.graph, &mut self.bufs, &self.shared);
         for port in 0..self.graph.ports() {
             let q = std::mem::take(self.graph.tx_queue(port));
             self.bufs.free_bulk(&q);

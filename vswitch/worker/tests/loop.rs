@@ -23,12 +23,8 @@ fn tables(peer_of_0: u32) -> Tables {
 
 fn worker(pool: &Arc<BufferPool>, snapshot: &Arc<ArcSwap<Tables>>, limit: Option<u64>) -> Worker {
     let shared = WorkerShared::default();
-    let mut b = standard_graph(&shared);
-    for name in b.missing_nodes() {
-        b = b.sink(name, 63);
-    }
-    let graph = b.build().unwrap();
-    let mut w = Worker::new(0, graph, pool.worker(), Arc::clone(snapshot));
+    let graph = standard_graph(&shared).build().unwrap();
+    let mut w = Worker::new(0, graph, pool.worker(), Arc::clone(snapshot), shared);
     w.add_rx(Box::new(PgRx::new(0, vec![vec![0xab; 64]], limit)), "pg-input").unwrap();
     for port in 0..3 {
         w.set_tx(port, Box::new(PgTx::new(0)));
