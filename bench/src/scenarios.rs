@@ -49,6 +49,7 @@ pub fn build(name: &str, quick: bool) -> Result<Scenario, String> {
     match name {
         "l2-xconnect" => Ok(l2_xconnect()),
         "l2-bridge" => Ok(l2_bridge(10_000)),
+        "l2-bridge-100" => Ok(l2_bridge(100)),
         "ip4-route" => ip4_route(if quick { 10_000 } else { 1_000_000 }, 10_000),
         "ip6-route" => ip6_route(if quick { 10_000 } else { 100_000 }, 10_000),
         other => Err(format!("unknown scenario {other:?}; known: {}", ALL.join(", "))),

@@ -100,6 +100,9 @@ impl L2Fwd {
     }
 }
 
+/// How many packets ahead the MAC table is prefetched.
+const PREFETCH_AHEAD: usize = 6;
+
 impl Node<Tables> for L2Fwd {
     const NAME: &'static str = "l2-fwd";
     type Next = L2FwdNext;
@@ -109,7 +112,14 @@ impl Node<Tables> for L2Fwd {
         use FwdAction as A;
         use L2FwdError as E;
         let mut domains = DomainCache::new(cx.state, tsc_seconds(cx.now));
-        for &p in vector {
+        for (i, &p) in vector.iter().enumerate() {
+            // Overlap the MAC table's cache misses with this packet's work.
+            if let Some(&ahead) = vector.get(i + PREFETCH_AHEAD) {
+                let (bd, data) = (cx.bufs.meta(ahead).bd, cx.bufs.data(ahead));
+                if let (Some((d, _)), Some(mac)) = (domains.get(bd), data.get(..6)) {
+                    d.macs.prefetch(MacAddr::from_bytes(mac));
+                }
+            }
             let m = cx.bufs.meta(p);
             let (bd, rx, mark) = (m.bd, m.rx_if, m.opaque[ARP_TERM_MARK]);
             let Some((domain, now)) = domains.get(bd) else {

@@ -68,6 +68,9 @@ impl L2Learn {
     }
 }
 
+/// How many packets ahead the MAC table is prefetched.
+const PREFETCH_AHEAD: usize = 6;
+
 impl Node<Tables> for L2Learn {
     const NAME: &'static str = "l2-learn";
     type Next = L2LearnNext;
@@ -76,7 +79,14 @@ impl Node<Tables> for L2Learn {
     fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
         use L2LearnError as E;
         let mut domains = DomainCache::new(cx.state, tsc_seconds(cx.now));
-        for &p in vector {
+        for (i, &p) in vector.iter().enumerate() {
+            // Overlap the MAC table's cache misses with this packet's work.
+            if let Some(&ahead) = vector.get(i + PREFETCH_AHEAD) {
+                let (bd, data) = (cx.bufs.meta(ahead).bd, cx.bufs.data(ahead));
+                if let (Some((d, _)), Some(mac)) = (domains.get(bd), data.get(6..12)) {
+                    d.macs.prefetch(MacAddr::from_bytes(mac));
+                }
+            }
             let m = cx.bufs.meta(p);
             let (bd, rx) = (m.bd, m.rx_if);
             let Some((domain, now)) = domains.get(bd) else {

@@ -256,6 +256,17 @@ impl<W> AtomicMap<W> {
         (key ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
+    /// Starts loading the first bucket of `key` into the cache (where most
+    /// keys are found).
+    #[inline(always)]
+    pub fn prefetch(&self, key: u64) {
+        let t = self.table();
+        if !t.is_empty() {
+            let (b1, _) = self.buckets(key, t.len());
+            vswitch_packet::prefetch(&t[b1]);
+        }
+    }
+
     /// The two candidate buckets of a key in a table of `n` buckets.
     #[inline(always)]
     fn buckets(&self, key: u64, n: usize) -> (usize, usize) {
@@ -270,7 +281,7 @@ impl<W> AtomicMap<W> {
     }
 
     /// Looks a key up, without locking.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, key: u64) -> Option<Found<'_>> {
         let t = self.table();
         if t.is_empty() {
@@ -677,6 +688,13 @@ impl MacTable {
             return None;
         }
         Some(MacHit { sw_if: sw_if_of(f.val), is_static: f.val & STATIC != 0 })
+    }
+
+    /// Starts loading the table's buckets for `mac` into the cache, for a
+    /// lookup or learn a few packets later.
+    #[inline(always)]
+    pub fn prefetch(&self, mac: MacAddr) {
+        self.map.prefetch(mac.as_u64());
     }
 
     /// The entry of an address, aged or not.
