@@ -24,6 +24,18 @@ impl PortKind for Pg {
     const NAME: &'static str = "pg-input";
 }
 
+/// A kernel tap device (`vswitch_port::tap`).
+pub struct Tap;
+impl PortKind for Tap {
+    const NAME: &'static str = "tap-input";
+}
+
+/// A packet socket on a kernel device (`vswitch_port::af_packet`).
+pub struct AfPacket;
+impl PortKind for AfPacket {
+    const NAME: &'static str = "af-packet-input";
+}
+
 next_arcs! {
     /// Where port input sends packets.
     pub enum PortInputNext { Ethernet = "ethernet-input" }

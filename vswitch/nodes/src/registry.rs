@@ -9,7 +9,7 @@ use crate::l2::fwd::L2Fwd;
 use crate::l2::input::L2Input;
 use crate::l2::learn::L2Learn;
 use crate::l2::output::L2Output;
-use crate::port_input::{Pg, PortInput};
+use crate::port_input::{AfPacket, Pg, PortInput, Tap};
 use crate::Tables;
 use std::sync::Arc;
 use vswitch_graph::{Graph, GraphBuilder};
@@ -33,6 +33,8 @@ pub fn standard_graph(shared: &WorkerShared) -> GraphBuilder<Tables> {
     let c = &shared.counters;
     GraphBuilder::new()
         .node(PortInput::<Pg>::new(c.clone()))
+        .node(PortInput::<Tap>::new(c.clone()))
+        .node(PortInput::<AfPacket>::new(c.clone()))
         .node(EthernetInput::new(c.clone()))
         .node(L2Input)
         .node(L2Learn::new())
@@ -103,6 +105,14 @@ mod tests {
         assert_eq!(b.missing_nodes(), Vec::<&str>::new());
         let g = b.build().unwrap();
         for name in ["pg-input", "ethernet-input", "l2-learn", "ip4-lookup", "ip6-lookup", "arp-input", "punt"] {
+            assert!(g.node_index(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn kernel_port_input_nodes_are_registered() {
+        let g = super::standard_graph(&super::WorkerShared::default()).build().unwrap();
+        for name in ["tap-input", "af-packet-input"] {
             assert!(g.node_index(name).is_some(), "{name}");
         }
     }

@@ -1,14 +1,26 @@
 //! vswitch-port: how packets get in and out.
 //!
-//! A port backend (tap, AF_PACKET, AF_XDP, memif, DPDK — and here the
-//! packet generator) hands out queues: an [`RxQueue`] per receive queue and
+//! A port backend (tap, AF_PACKET, AF_XDP, memif, DPDK — and the packet
+//! generator) hands out queues: an [`RxQueue`] per receive queue and
 //! a [`TxQueue`] per worker, so a worker sends on any port without locks.
 //! Queues work in bursts of up to [`VECTOR_SIZE`](vswitch_packet::VECTOR_SIZE)
-//! packets; syscalls, when a backend needs them, happen per burst.
+//! packets; syscalls, when a backend needs them, happen per burst where
+//! the kernel interface allows it (tap does not: one per packet).
+//!
+//! Backends here: [`pg`] (generator and sink, no I/O), [`tap`] (a kernel
+//! tap device, one syscall per packet) and [`af_packet`] (a packet socket
+//! on an existing device with TPACKET_V3 rings); [`netdev`] has what they
+//! share about kernel devices and namespaces.
+//!
+//! This is one of the layers allowed `unsafe`: syscalls, `ioctl`s and the
+//! kernel-shared ring memory. Every `unsafe` block says why it is sound.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod af_packet;
+pub mod netdev;
 pub mod pg;
+pub mod tap;
 
 use std::os::fd::BorrowedFd;
 use vswitch_packet::{Buffers, PacketId};
