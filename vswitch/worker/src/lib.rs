@@ -74,6 +74,11 @@ pub struct WorkerStats {
     pub punted: Counter,
 }
 
+/// Work for a worker to do between two turns of its loop, sent from the
+/// control thread: add or remove queues, start a trace, read something
+/// that only the worker may touch.
+pub type Command = Box<dyn FnOnce(&mut Worker) + Send>;
+
 /// Receives punted packets: reason (`vswitch_nodes::ip::punt::punt_reason`),
 /// metadata and bytes. The buffer is freed after the call.
 pub type PuntSink = Box<dyn FnMut(u32, &vswitch_packet::Meta, &[u8]) + Send>;
@@ -105,6 +110,8 @@ pub struct Worker {
     punt_sink: Option<PuntSink>,
     housekeeping_every: u64,
     last_housekeeping: u64,
+    commands: std::sync::mpsc::Receiver<Command>,
+    command_tx: std::sync::mpsc::Sender<Command>,
 }
 
 impl Worker {
@@ -117,6 +124,7 @@ impl Worker {
         tables: Arc<ArcSwap<Tables>>,
         shared: WorkerShared,
     ) -> Worker {
+        let (command_tx, commands) = std::sync::mpsc::channel();
         Worker {
             id,
             graph,
@@ -136,7 +144,28 @@ impl Worker {
             punt_sink: None,
             housekeeping_every: clock::ticks_per_second() / 1000,
             last_housekeeping: 0,
+            commands,
+            command_tx,
         }
+    }
+
+    /// A sender of commands run by the worker at the top of its loop
+    /// (within `max_sleep` when it is idle).
+    pub fn commands(&self) -> std::sync::mpsc::Sender<Command> {
+        self.command_tx.clone()
+    }
+
+    /// Stops polling the receive queues of `port`; returns how many.
+    pub fn remove_rx(&mut self, port: u32) -> usize {
+        let before = self.rx.len();
+        self.rx.retain(|e| e.queue.port() != port);
+        before - self.rx.len()
+    }
+
+    /// Stops sending on `port` (what the graph still queues for it is
+    /// freed); returns the queue.
+    pub fn remove_tx(&mut self, port: u32) -> Option<Box<dyn TxQueue>> {
+        self.tx.get_mut(port as usize).and_then(Option::take)
     }
 
     /// Where punted packets go (default: freed, counted in `punted`).
@@ -235,6 +264,9 @@ impl Worker {
     /// One turn of the loop: returns the packets received.
     pub fn poll_once(&mut self) -> usize {
         self.stats.loops.inc();
+        while let Ok(command) = self.commands.try_recv() {
+            command(self);
+        }
         let tables = self.tables.load();
         let now = Arc::as_ptr(tables) as usize;
         if now != self.seen {

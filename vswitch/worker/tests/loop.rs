@@ -84,3 +84,27 @@ fn an_idle_adaptive_worker_sleeps_instead_of_spinning() {
     assert!(sleeps > 50, "sleeps={sleeps}");
     assert!(loops < 200_000, "loops={loops}: the idle worker spun");
 }
+
+#[test]
+fn commands_add_and_remove_queues_between_turns() {
+    let pool = BufferPool::new(&BufferPoolConfig { buffers: 2048, data_size: 2048, prefer_huge: false }).unwrap();
+    let snapshot = Arc::new(ArcSwap::from_pointee(tables(1)));
+    let mut w = worker(&pool, &snapshot, Some(1000));
+    let commands = w.commands();
+    commands
+        .send(Box::new(|w: &mut Worker| {
+            w.remove_rx(0);
+        }))
+        .unwrap();
+    assert_eq!(w.poll_once(), 0, "the command ran before polling");
+    commands
+        .send(Box::new(|w: &mut Worker| {
+            w.add_rx(Box::new(PgRx::new(0, vec![vec![0xcd; 64]], Some(10))), "pg-input").unwrap();
+        }))
+        .unwrap();
+    assert_eq!(w.poll_once(), 10);
+    assert_eq!(w.tx_queue(1).unwrap().stats().packets, 10);
+    assert!(w.remove_tx(1).is_some());
+    w.release_buffers();
+    assert_eq!(pool.available(), 2048);
+}
