@@ -147,9 +147,8 @@ fn ip6(c: &mut Criterion) {
 fn adj_lb(c: &mut Criterion) {
     let q = Quiescence::new();
     let mut aw = AdjWriter::new(AdjConfig::default(), q.clone()).unwrap();
-    let adjs: Vec<u32> = (0..4096u32)
-        .map(|i| aw.add(Adjacency::with_rewrite(i, 1500, &[i as u8; 14]).unwrap()).unwrap())
-        .collect();
+    let adjs: Vec<u32> =
+        (0..4096u32).map(|i| aw.add(Adjacency::with_rewrite(i, 1500, &[i as u8; 14]).unwrap()).unwrap()).collect();
     let at = Arc::clone(aw.table());
     let mut rng = routes::Rng::new(11);
     let idx: Vec<u32> = (0..N_ADDRS).map(|_| adjs[rng.below(4096) as usize]).collect();
@@ -169,16 +168,13 @@ fn adj_lb(c: &mut Criterion) {
 
     let mut lw = LbWriter::new(LbConfig::default(), q).unwrap();
     let single: Vec<u32> = (0..1024).map(|i| lw.add(&[Path::new(i, 1)]).unwrap()).collect();
-    let ecmp4: Vec<u32> = (0..1024)
-        .map(|i| lw.add(&(0..4).map(|k| Path::new(i * 4 + k, 1)).collect::<Vec<_>>()).unwrap())
-        .collect();
-    let ucmp64: Vec<u32> = (0..1024)
-        .map(|i| lw.add(&[Path::new(i, 3), Path::new(i + 1, 1), Path::new(i + 2, 1)]).unwrap())
-        .collect();
+    let ecmp4: Vec<u32> =
+        (0..1024).map(|i| lw.add(&(0..4).map(|k| Path::new(i * 4 + k, 1)).collect::<Vec<_>>()).unwrap()).collect();
+    let ucmp64: Vec<u32> =
+        (0..1024).map(|i| lw.add(&[Path::new(i, 3), Path::new(i + 1, 1), Path::new(i + 2, 1)]).unwrap()).collect();
     let lt = Arc::clone(lw.table());
-    let hashes: Vec<u32> = (0..N_ADDRS)
-        .map(|_| flow_hash_v4(rng.next_u32(), rng.next_u32(), 6, rng.next_u32() as u16, 443))
-        .collect();
+    let hashes: Vec<u32> =
+        (0..N_ADDRS).map(|_| flow_hash_v4(rng.next_u32(), rng.next_u32(), 6, rng.next_u32() as u16, 443)).collect();
     let mut g = c.benchmark_group("lb");
     g.throughput(Throughput::Elements(N_ADDRS as u64));
     for (name, set) in [("choose_single", &single), ("choose_ecmp4", &ecmp4), ("choose_ucmp64", &ucmp64)] {
@@ -192,9 +188,8 @@ fn adj_lb(c: &mut Criterion) {
             })
         });
     }
-    let tuples: Vec<(u32, u32, u16)> = (0..N_ADDRS)
-        .map(|_| (rng.next_u32(), rng.next_u32(), rng.next_u32() as u16))
-        .collect();
+    let tuples: Vec<(u32, u32, u16)> =
+        (0..N_ADDRS).map(|_| (rng.next_u32(), rng.next_u32(), rng.next_u32() as u16)).collect();
     g.bench_function("flow_hash_v4", |b| {
         b.iter(|| {
             let mut acc = 0u32;

@@ -67,10 +67,7 @@ fn main() {
     ] {
         for l0_bits in [24u8, 16] {
             let rss0 = routes::rss_bytes();
-            let cfg = Ip6LpmConfig {
-                l0_bits,
-                ..Ip6LpmConfig::default()
-            };
+            let cfg = Ip6LpmConfig { l0_bits, ..Ip6LpmConfig::default() };
             let mut w = Ip6LpmWriter::new(cfg, q.clone()).unwrap();
             let t = Instant::now();
             for (p, v) in &set {

@@ -25,7 +25,7 @@ pub const DEFAULT_MAX_VRFS: u32 = 256;
 pub const MAX_VRFS_LIMIT: u32 = 1 << 20;
 
 /// Sizing of a whole FIB.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FibConfig {
     /// VRF indices are `0..max_vrfs` (default 256; VRF 0 always exists).
     pub max_vrfs: u32,
@@ -37,6 +37,19 @@ pub struct FibConfig {
     pub adj: AdjConfig,
     /// Load-balance table sizing (shared by all VRFs).
     pub lb: LbConfig,
+}
+
+impl Default for FibConfig {
+    /// [`DEFAULT_MAX_VRFS`] VRFs and each table's default sizes.
+    fn default() -> Self {
+        FibConfig {
+            max_vrfs: DEFAULT_MAX_VRFS,
+            ip4: Ip4LpmConfig::default(),
+            ip6: Ip6LpmConfig::default(),
+            adj: AdjConfig::default(),
+            lb: LbConfig::default(),
+        }
+    }
 }
 
 impl FibConfig {
@@ -369,5 +382,15 @@ mod tests {
         let _reader = fib.register_reader();
         assert_eq!(fib.quiescence().reader_count(), 1);
         fib.reclaim();
+    }
+}
+
+#[cfg(test)]
+mod default_config_tests {
+    #[test]
+    fn the_default_config_builds_a_fib() {
+        let c = super::FibConfig::default();
+        assert_eq!(c.max_vrfs, super::DEFAULT_MAX_VRFS);
+        assert!(super::Fib::new(c).is_ok());
     }
 }

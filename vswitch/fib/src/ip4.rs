@@ -57,8 +57,6 @@ pub const MAX_TBL8_GROUPS_LIMIT: u32 = 1 << 24;
 
 const TBL24_LEN: usize = 1 << 24;
 const TBL8_GROUP: usize = 256;
-/// Entries loaded ahead in [`Ip4Table::lookup_batch`].
-const BATCH: usize = 32;
 
 /// Bit-level encoding of table entries.
 pub(crate) mod entry {
@@ -166,26 +164,21 @@ impl Ip4Table {
         self.lookup(u32::from(addr))
     }
 
-    /// Looks up a vector of addresses: `out[i] = lookup(addrs[i])`. The tbl24
-    /// loads of a batch are issued before any tbl8 load, so cache misses of
-    /// different addresses overlap instead of serialising.
+    /// Looks up a vector of addresses: `out[i] = lookup(addrs[i])`.
+    ///
+    /// A straight loop on purpose: the lookups of different addresses are
+    /// independent and the only branch (tbl8 or not) is well predicted, so
+    /// the out-of-order core already keeps many tbl24/tbl8 misses in flight.
+    /// A two-phase variant (all tbl24 loads of a chunk first, then the tbl8
+    /// loads) measured 10-50 % slower here. (The IPv6 table, whose walk
+    /// branches unpredictably, does use a level-by-level batch walk.)
     ///
     /// # Panics
     /// If `out` is shorter than `addrs`.
     pub fn lookup_batch(&self, addrs: &[u32], out: &mut [Option<u32>]) {
         assert!(out.len() >= addrs.len(), "lookup_batch: output shorter than input");
-        let mut ent = [0u32; BATCH];
-        for (a, o) in addrs.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
-            for (e, &addr) in ent.iter_mut().zip(a) {
-                *e = self.tbl24[(addr >> 8) as usize].load(Ordering::Acquire);
-            }
-            for ((e, &addr), o) in ent.iter_mut().zip(a).zip(o.iter_mut()) {
-                if entry::is_ext(*e) {
-                    let i = ((entry::value(*e) as usize) << 8) | (addr & 0xff) as usize;
-                    *e = self.tbl8[i].load(Ordering::Acquire);
-                }
-                *o = entry::answer(*e);
-            }
+        for (o, &a) in out.iter_mut().zip(addrs) {
+            *o = self.lookup(a);
         }
     }
 
@@ -727,6 +720,32 @@ mod tests {
         assert!(w.is_empty());
         assert_eq!(w.lookup(ip("1.2.3.4")), None);
         assert_eq!(w.stats().tbl8_in_use, 0);
+    }
+
+    #[test]
+    fn freed_group_waits_for_readers() {
+        let q = Quiescence::new();
+        let reader = q.register_reader();
+        let mut w = Ip4LpmWriter::new(Ip4LpmConfig { max_tbl8_groups: 4 }, q.clone()).unwrap();
+        w.insert(net("10.0.0.0/25"), 1).unwrap();
+        assert_eq!(w.remove(&net("10.0.0.0/25")), Some(1));
+        let s = w.stats();
+        assert_eq!((s.tbl8_in_use, s.tbl8_quarantined, s.tbl8_high_water), (0, 1, 1));
+        // the reader may still be inside group 0: a new group is taken instead
+        w.insert(net("10.0.1.0/25"), 2).unwrap();
+        assert_eq!(w.stats().tbl8_high_water, 2);
+        assert_eq!(w.reclaim(), 0);
+        reader.quiescent();
+        assert_eq!(w.reclaim(), 1);
+        w.insert(net("10.0.2.0/25"), 3).unwrap();
+        let s = w.stats();
+        assert_eq!((s.tbl8_in_use, s.tbl8_quarantined, s.tbl8_high_water), (2, 0, 2), "group 0 reused");
+        // an offline reader does not hold anything back
+        reader.offline();
+        w.remove(&net("10.0.1.0/25"));
+        assert_eq!(w.reclaim(), 1);
+        assert_eq!(w.lookup(ip("10.0.2.1")), Some(3));
+        assert_eq!(w.lookup(ip("10.0.1.1")), None);
     }
 
     #[test]

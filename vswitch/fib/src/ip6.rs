@@ -218,8 +218,11 @@ impl Ip6Table {
         self.lookup(u128::from(addr))
     }
 
-    /// Looks up a vector of addresses; the first-level loads of a batch are
-    /// issued together so their cache misses overlap.
+    /// Looks up a vector of addresses: `out[i] = lookup(addrs[i])`. Walks a
+    /// chunk of addresses level by level (all first-level loads, then all
+    /// second-level loads, ...), then resolves records and leaves, so the
+    /// cache misses of different addresses overlap instead of waiting behind
+    /// each other's branch mispredictions.
     ///
     /// # Panics
     /// If `out` is shorter than `addrs`.
@@ -227,11 +230,31 @@ impl Ip6Table {
         assert!(out.len() >= addrs.len(), "lookup_batch: output shorter than input");
         let mut ent = [0u32; BATCH];
         for (a, o) in addrs.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            let ent = &mut ent[..a.len()];
             for (e, &addr) in ent.iter_mut().zip(a) {
                 *e = self.l0[(addr >> self.l0_shift) as usize].load(Ordering::Acquire);
             }
-            for ((e, &addr), o) in ent.iter().zip(a).zip(o.iter_mut()) {
-                *o = self.walk(*e, addr);
+            let mut shift = self.l0_shift;
+            while shift >= 8 {
+                shift -= 8;
+                let mut deeper = false;
+                for (e, &addr) in ent.iter_mut().zip(a) {
+                    if entry::kind(*e) == entry::GROUP {
+                        let j = ((addr >> shift) & 0xff) as usize;
+                        *e = self.groups[(entry::index(*e) as usize) << 8 | j].load(Ordering::Acquire);
+                        deeper = true;
+                    }
+                }
+                if !deeper {
+                    break;
+                }
+            }
+            for ((&e, &addr), o) in ent.iter().zip(a).zip(o.iter_mut()) {
+                *o = match entry::kind(e) {
+                    entry::LEAF => Some(entry::value(e)),
+                    entry::RECORD => self.record_answer(entry::index(e), addr),
+                    _ => self.default_answer(),
+                };
             }
         }
     }

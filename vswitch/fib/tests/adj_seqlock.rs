@@ -2,7 +2,7 @@
 //! self-consistent patterns (every field derived from one counter); readers
 //! must never see a mix of two patterns, nor go back in time.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -29,7 +29,9 @@ fn consistent(a: &Adjacency) -> bool {
 #[test]
 fn readers_never_see_torn_adjacencies() {
     const SLOTS: u32 = 4;
-    const UPDATES: u32 = 40_000;
+    // Both bounds must be reached before the run stops (counts, not time).
+    const MIN_UPDATES: u32 = 400_000;
+    const MIN_READS: u64 = 4_000_000;
     let q = Quiescence::new();
     let mut w = AdjWriter::new(AdjConfig { max_adjacencies: 64 }, q).unwrap();
     let idx: Vec<u32> = (0..SLOTS).map(|_| w.add(pattern(0)).unwrap()).collect();
@@ -37,57 +39,64 @@ fn readers_never_see_torn_adjacencies() {
     // Shared like an ARP-resolving worker and the control thread would.
     let w = Arc::new(Mutex::new(w));
     let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let updates = Arc::new(AtomicU64::new(0));
 
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let table = Arc::clone(&table);
-            let stop = Arc::clone(&stop);
+            let (table, stop, reads) = (Arc::clone(&table), Arc::clone(&stop), Arc::clone(&reads));
             let idx = idx.clone();
             thread::spawn(move || {
                 let mut last = vec![0u32; idx.len()];
-                let mut reads = 0u64;
                 while !stop.load(Ordering::Acquire) {
                     for (k, &i) in idx.iter().enumerate() {
                         let a = table.get(i);
                         assert!(consistent(&a), "torn record: {a:?}");
-                        // each slot's counter only grows (per writer below)
+                        // each slot's counter only grows (one writer per slot)
                         assert!(a.sw_if >= last[k], "went back: {} < {}", a.sw_if, last[k]);
                         last[k] = a.sw_if;
-                        reads += 1;
                     }
+                    reads.fetch_add(idx.len() as u64, Ordering::Relaxed);
                 }
-                reads
             })
         })
         .collect();
     // two writer threads, each owning half of the slots, sharing the mutex
     let writers: Vec<_> = (0..2usize)
         .map(|t| {
-            let w = Arc::clone(&w);
+            let (w, stop, updates) = (Arc::clone(&w), Arc::clone(&stop), Arc::clone(&updates));
             let idx = idx.clone();
             thread::spawn(move || {
-                for n in 1..=UPDATES {
+                let mut n = 0u32;
+                while !stop.load(Ordering::Acquire) {
+                    n += 1;
                     let mut g = w.lock().unwrap();
                     for &i in idx.iter().skip(t).step_by(2) {
                         g.update(i, pattern(n)).unwrap();
                     }
                     drop(g);
-                    if n % 256 == 0 {
+                    updates.fetch_add(1, Ordering::Relaxed);
+                    if n.is_multiple_of(256) {
                         thread::yield_now();
                     }
                 }
+                n
             })
         })
         .collect();
-    for h in writers {
-        h.join().unwrap();
+    // (a reader that failed stops counting: stop then and report it)
+    while (reads.load(Ordering::Relaxed) < MIN_READS || updates.load(Ordering::Relaxed) < u64::from(MIN_UPDATES))
+        && !readers.iter().any(|h| h.is_finished())
+    {
+        thread::yield_now();
     }
     stop.store(true, Ordering::Release);
+    let last: Vec<u32> = writers.into_iter().map(|h| h.join().unwrap()).collect();
     for h in readers {
-        assert!(h.join().expect("reader panicked") > 0);
+        h.join().expect("reader panicked");
     }
-    for &i in &idx {
-        assert_eq!(table.get(i), pattern(UPDATES));
+    for (k, &i) in idx.iter().enumerate() {
+        assert_eq!(table.get(i), pattern(last[k % 2]));
     }
 }
 
