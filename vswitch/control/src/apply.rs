@@ -56,13 +56,19 @@ pub struct PortSpec {
     pub port_type: PortType,
     /// The host device (none for pg).
     pub host_ifname: Option<String>,
+    /// The network namespace the host device is in (tap only; `None`:
+    /// the daemon's own): a name under `/run/netns` or an absolute path.
+    pub netns: Option<String>,
     /// Receive queues.
     pub queues: u16,
 }
 
 impl PortSpec {
     fn same_backend(&self, other: &PortSpec) -> bool {
-        self.port_type == other.port_type && self.host_ifname == other.host_ifname && self.queues == other.queues
+        self.port_type == other.port_type
+            && self.host_ifname == other.host_ifname
+            && self.netns == other.netns
+            && self.queues == other.queues
     }
 }
 
@@ -71,6 +77,9 @@ impl fmt::Display for PortSpec {
         write!(f, "port {} ({}, {}", self.port, self.interface, self.port_type)?;
         if let Some(h) = &self.host_ifname {
             write!(f, " {h}")?;
+        }
+        if let Some(n) = &self.netns {
+            write!(f, " in netns {n}")?;
         }
         write!(f, ", {} queue{})", self.queues, if self.queues == 1 { "" } else { "s" })
     }
@@ -660,6 +669,7 @@ impl Controller {
                 port: NONE,
                 port_type: spec.port_type,
                 host_ifname: spec.host_ifname.clone(),
+                netns: spec.netns.clone(),
                 queues: spec.queues.unwrap_or(1),
             };
             match alloc.ports.get(&f.name) {

@@ -272,6 +272,10 @@ pub struct InterfaceSpec {
     /// The host device: created/attached (tap) or bound (af-packet,
     /// af-xdp); none for pg.
     pub host_ifname: Option<String>,
+    /// Tap only: the network namespace the device is created in (or
+    /// attached to), a name under `/run/netns` or an absolute path. The
+    /// daemon puts the device there and configures nothing else in it.
+    pub netns: Option<String>,
     /// Its MAC ([`generated_mac`] of the name when absent).
     pub mac: Option<Mac>,
     /// IP MTU, 68..=9000 (default 1500).
@@ -293,6 +297,7 @@ impl InterfaceSpec {
             name: name.to_string(),
             port_type: PortType::Pg,
             host_ifname: None,
+            netns: None,
             mac: None,
             mtu: None,
             up: true,
@@ -311,6 +316,8 @@ struct RawInterface {
     port_type: PortType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     host_ifname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mac: Option<Mac>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,6 +344,7 @@ impl TryFrom<RawInterface> for InterfaceSpec {
             name: r.name,
             port_type: r.port_type,
             host_ifname: r.host_ifname,
+            netns: r.netns,
             mac: r.mac,
             mtu: r.mtu,
             up: r.up,
@@ -354,6 +362,7 @@ impl From<InterfaceSpec> for RawInterface {
             name: i.name,
             port_type: i.port_type,
             host_ifname: i.host_ifname,
+            netns: i.netns,
             mac: i.mac,
             mtu: i.mtu,
             up: i.up,
@@ -833,6 +842,25 @@ mod tests {
         assert!(e.message.contains("route to 10.0.0.0/8: set exactly one of via, interface and type"), "{e}");
         let e = DesiredState::from_yaml("routes:\n  - prefix: 10.0.0.0/8\n").unwrap_err();
         assert!(e.message.contains("set exactly one of via, interface and type"), "{e}");
+    }
+
+    #[test]
+    fn a_tap_names_its_namespace_and_only_a_tap_can() {
+        let doc = "interfaces:\n  - { name: a, type: tap, host_ifname: eth1, netns: pod-a }\n  - { name: b, type: tap, host_ifname: eth1, netns: /proc/1/ns/net }\n";
+        let s = DesiredState::from_yaml(doc).unwrap();
+        assert_eq!(s.interfaces[0].netns.as_deref(), Some("pod-a"));
+        assert_eq!(DesiredState::from_yaml(&s.to_yaml()).unwrap(), s);
+        assert!(crate::validate(&s, &crate::Limits::default()).is_ok(), "one device name per namespace");
+        let bad = "interfaces:\n  - { name: a, type: af-packet, host_ifname: eth1, netns: pod-a }\n  - { name: b, type: tap, host_ifname: t, netns: ../x }\n  - { name: c, type: tap, host_ifname: eth1, netns: pod-a }\n  - { name: d, type: tap, host_ifname: eth1, netns: pod-a }\n";
+        let errors = crate::validate(&DesiredState::from_yaml(bad).unwrap(), &crate::Limits::default()).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(text.iter().any(|e| e.starts_with("interfaces[0] (a).netns: only tap devices")), "{text:?}");
+        assert!(text.iter().any(|e| e.starts_with("interfaces[1] (b).netns: \"../x\" is neither")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.starts_with("interfaces[3] (d).host_ifname: \"eth1\" is also used by interfaces[2]")),
+            "{text:?}"
+        );
+        assert_eq!(text.len(), 3, "{text:?}");
     }
 
     #[test]

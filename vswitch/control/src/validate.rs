@@ -146,6 +146,30 @@ fn ifname_problem(name: &str) -> Option<String> {
     })
 }
 
+/// The namespace a port's host device is in (only taps have one).
+fn tap_netns(spec: &crate::model::InterfaceSpec) -> Option<&str> {
+    if spec.port_type == PortType::Tap {
+        spec.netns.as_deref()
+    } else {
+        None
+    }
+}
+
+/// A network namespace: a name as `ip netns` makes them (under
+/// `/run/netns`) or an absolute path (`/proc/1234/ns/net`).
+fn netns_problem(ns: &str) -> Option<String> {
+    let ok = if ns.starts_with('/') {
+        !ns.split('/').any(|c| c == "..") && !ns.chars().any(|c| c.is_control())
+    } else {
+        !ns.is_empty()
+            && ns.len() <= 255
+            && ns != "."
+            && ns != ".."
+            && !ns.chars().any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    };
+    (!ok).then(|| format!("{ns:?} is neither a namespace name (as `ip netns` makes) nor an absolute path"))
+}
+
 fn mac_problem(mac: MacAddr) -> Option<String> {
     (mac.is_multicast() || mac.is_zero()).then(|| format!("{mac} is not a unicast MAC address"))
 }
@@ -269,7 +293,8 @@ impl<'a> Checker<'a> {
 
     fn interfaces(&mut self) {
         let flat = self.flat.clone();
-        let mut host_ifnames: HashMap<&str, usize> = HashMap::new();
+        // A device name is unique within its network namespace.
+        let mut host_ifnames: HashMap<(Option<&str>, &str), usize> = HashMap::new();
         for (k, f) in flat.iter().enumerate() {
             // Names: ports and BVIs by the rules, sub-interfaces by their
             // parent's name and tags; all unique.
@@ -316,16 +341,26 @@ impl<'a> Checker<'a> {
                         (Some(h), _) => {
                             if let Some(p) = ifname_problem(h) {
                                 self.error(format!("{}.host_ifname", f.path), p);
-                            } else if let Some(&first) = host_ifnames.get(h.as_str()) {
+                            } else if let Some(&first) = host_ifnames.get(&(tap_netns(spec), h.as_str())) {
                                 self.error(
                                     format!("{}.host_ifname", f.path),
                                     format!("{h:?} is also used by {}", flat[first].path),
                                 );
                             } else {
-                                host_ifnames.insert(h, k);
+                                host_ifnames.insert((tap_netns(spec), h), k);
                             }
                         }
                         _ => {}
+                    }
+                    if let Some(ns) = &spec.netns {
+                        if spec.port_type != PortType::Tap {
+                            self.error(
+                                format!("{}.netns", f.path),
+                                format!("only tap devices are put in a namespace (this is {})", spec.port_type),
+                            );
+                        } else if let Some(p) = netns_problem(ns) {
+                            self.error(format!("{}.netns", f.path), p);
+                        }
                     }
                     if let Some(m) = spec.mac {
                         if let Some(p) = mac_problem(m.0) {

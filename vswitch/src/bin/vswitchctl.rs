@@ -1,0 +1,191 @@
+//! `vswitchctl`: the CLI of the vswitch daemon, over its API socket.
+//!
+//! ```text
+//! vswitchctl [--socket PATH] apply -f FILE [--dry-run]
+//! vswitchctl get
+//! vswitchctl show <interfaces|bridge-domains|l2fib|fib [vrf]|neighbors|runtime|errors|trace|workers|buffers> [--json]
+//! vswitchctl clear <runtime|errors|interfaces>
+//! vswitchctl trace add <node> <count>
+//! vswitchctl trace clear
+//! ```
+//!
+//! Exits 0 on success; 1 with the daemon's message when it refuses a
+//! request; 2 when the daemon cannot be reached.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vswitch_api::pb;
+
+/// Configure and inspect the vswitch daemon.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The daemon's API socket.
+    #[arg(long, global = true, value_name = "PATH", default_value = vswitch_api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Make a desired state (YAML) the state in force.
+    Apply {
+        /// The desired state; `-` reads standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// Validate and report what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the desired state in force (YAML).
+    Get,
+    /// Show operational state.
+    Show {
+        /// interfaces, bridge-domains, l2fib, fib, neighbors, runtime,
+        /// errors, trace, workers, buffers.
+        what: String,
+        /// Arguments (`show fib 1`: VRF 1).
+        args: Vec<String>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reset counters as show sees them: runtime, errors, interfaces.
+    Clear {
+        /// runtime, errors or interfaces.
+        what: String,
+    },
+    /// Packet tracing.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TraceCmd {
+    /// Trace the next COUNT packets entering NODE (an input node such as
+    /// tap-input, af-packet-input, pg-input) on every worker.
+    Add {
+        /// The node.
+        node: String,
+        /// How many packets.
+        count: u32,
+    },
+    /// Stop tracing and forget the records.
+    Clear,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vswitchctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(run(cli))
+}
+
+fn refused(status: tonic::Status) -> ExitCode {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown if status.message().contains("transport") => {
+            eprintln!("vswitchctl: the daemon is not reachable: {}", status.message());
+            ExitCode::from(2)
+        }
+        _ => {
+            eprintln!("vswitchctl: {}", status.message());
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let mut client = match vswitch_api::connect(&cli.socket).await {
+        Ok(c) => c,
+        Err(e) => {
+            let source = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+            eprintln!("vswitchctl: cannot reach the daemon at {}: {e}{source}", cli.socket.display());
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Cmd::Apply { file, dry_run } => {
+            let yaml = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+                    eprintln!("vswitchctl: reading standard input: {e}");
+                    return ExitCode::from(1);
+                }
+                s
+            } else {
+                match std::fs::read_to_string(&file) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("vswitchctl: {}: {e}", file.display());
+                        return ExitCode::from(1);
+                    }
+                }
+            };
+            match client.apply(pb::ApplyRequest { yaml, dry_run }).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    if r.ok {
+                        print!("{}", r.report);
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("vswitchctl: {}: {}", file.display(), r.error);
+                        eprintln!("nothing changed");
+                        ExitCode::from(1)
+                    }
+                }
+                Err(s) => refused(s),
+            }
+        }
+        Cmd::Get => match client.get(pb::GetRequest {}).await {
+            Ok(r) => {
+                print!("{}", r.into_inner().yaml);
+                ExitCode::SUCCESS
+            }
+            Err(s) => refused(s),
+        },
+        Cmd::Show { what, args, json } => match client.show(pb::ShowRequest { what, args }).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                if json {
+                    println!("{}", r.json);
+                } else {
+                    print!("{}", r.text);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(s) => refused(s),
+        },
+        Cmd::Clear { what } => match client.clear(pb::ClearRequest { what }).await {
+            Ok(r) => {
+                println!("{}", r.into_inner().text);
+                ExitCode::SUCCESS
+            }
+            Err(s) => refused(s),
+        },
+        Cmd::Trace { command: TraceCmd::Add { node, count } } => {
+            match client.trace_add(pb::TraceAddRequest { node, count }).await {
+                Ok(r) => {
+                    println!("{}", r.into_inner().text);
+                    ExitCode::SUCCESS
+                }
+                Err(s) => refused(s),
+            }
+        }
+        Cmd::Trace { command: TraceCmd::Clear } => match client.trace_clear(pb::TraceClearRequest {}).await {
+            Ok(r) => {
+                println!("{}", r.into_inner().text);
+                ExitCode::SUCCESS
+            }
+            Err(s) => refused(s),
+        },
+    }
+}

@@ -1,0 +1,234 @@
+//! What the daemon tests share: network namespaces, the daemon process
+//! and the CLI, each cleaned up by a guard (also when a test panics).
+//! Everything is named after the test and the process id, so tests can
+//! run in parallel and beside other instances.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A unique short tag: `<t><pid>` (fits interface names with a prefix).
+pub fn tag(t: &str) -> String {
+    format!("{t}{}", std::process::id())
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn sh(args: &[&str]) -> String {
+    let out = run(Command::new(args[0]).args(&args[1..]));
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace (a pod), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: String) -> Netns {
+        let _ = run(Command::new("ip").args(["netns", "del", &name]));
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+
+    /// `ip -n <ns> <args>`, which must succeed.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut a = vec!["ip", "-n", &self.name];
+        a.extend_from_slice(args);
+        sh(&a)
+    }
+
+    /// Whether `dev` exists in the namespace.
+    pub fn has_link(&self, dev: &str) -> bool {
+        run(Command::new("ip").args(["-n", &self.name, "link", "show", "dev", dev])).status.success()
+    }
+
+    /// Waits up to `timeout` for `dev` to exist here.
+    pub fn wait_link(&self, dev: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.has_link(dev) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Gives `dev` the address `addr` (with prefix) and brings it up.
+    pub fn addr(&self, dev: &str, addr: &str) {
+        self.ip(&["addr", "add", addr, "dev", dev]);
+        self.ip(&["link", "set", dev, "up"]);
+    }
+
+    /// Pings `dst` until `count` replies arrive, for at most `secs`.
+    pub fn ping(&self, dst: &str, count: u32, secs: u32) -> Result<(), String> {
+        let out = run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.name,
+            "ping",
+            "-n",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-w",
+            &secs.to_string(),
+            dst,
+        ]));
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ping {dst} from {} failed:\n{}{}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
+    }
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("vswitch-test-{tag}"));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A vswitch daemon started by the test (and only that process is ever
+/// signalled). Dropping it stops it with SIGTERM (SIGKILL if it lingers).
+pub struct Daemon {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+/// A free TCP port on localhost (for --metrics).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Daemon {
+    /// Starts `vswitch` with its socket and state in `dir`, `config` as
+    /// --config (if any) and `extra` arguments; waits until it answers.
+    pub fn start(dir: &Path, config: Option<&str>, extra: &[&str]) -> Daemon {
+        let socket = dir.join("run/api.sock");
+        let state_dir = dir.join("state");
+        let n = (1..).find(|n| !dir.join(format!("vswitch-{n}.log")).exists()).unwrap();
+        let log = dir.join(format!("vswitch-{n}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vswitch"));
+        cmd.arg("--api-socket").arg(&socket).arg("--state-dir").arg(&state_dir);
+        if let Some(text) = config {
+            let path = dir.join("config.yaml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(&path);
+        }
+        if !extra.contains(&"--metrics") {
+            cmd.args(["--metrics", "off"]);
+        }
+        cmd.args(extra);
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        cmd.stdout(Stdio::null()).stderr(logf).env("RUST_LOG", "info");
+        let child = cmd.spawn().expect("starting vswitch");
+        let mut d = Daemon { child: Some(child), socket, state_dir, log };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("vswitch exited with {status} while starting:\n{}", self.log_text());
+            }
+            if self.socket.exists() && self.ctl(&["get"]).status.success() {
+                return;
+            }
+            assert!(Instant::now() < end, "vswitch did not answer within 20 s:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `vswitchctl --socket <ours> <args>`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        run(Command::new(env!("CARGO_BIN_EXE_vswitchctl")).arg("--socket").arg(&self.socket).args(args))
+    }
+
+    /// `vswitchctl` that must succeed: its stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "vswitchctl {args:?} failed: {}\n--- daemon log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `vswitchctl show <what> --json`, parsed.
+    pub fn show_json(&self, what: &[&str]) -> serde_json::Value {
+        let mut args = vec!["show"];
+        args.extend_from_slice(what);
+        args.push("--json");
+        let text = self.ctl_ok(&args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("show {what:?} --json is not JSON ({e}):\n{text}"))
+    }
+
+    /// Sends `signal` and waits for the process to end.
+    pub fn stop_with(&mut self, signal: i32) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // Only the process this guard started.
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                return child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop_with(15);
+        }
+    }
+}
