@@ -8,7 +8,9 @@
 //! frames addressed to its MAC, broadcast or multicast. A plain
 //! cross-connect (no VLAN tag rewrite on either side) goes straight to
 //! interface-output, and a plain bridge member straight to l2-learn or
-//! l2-fwd: l2-input would have nothing to do but what is done here.
+//! l2-fwd: l2-input would have nothing to do but what is done here. An
+//! untagged frame on a routed port is classified from the cached interface
+//! without the general lookup.
 
 use crate::{Cx, IfCounters, IfMode, Interface, Tables};
 use std::fmt;
@@ -97,6 +99,9 @@ enum Shortcut {
     XConnect { peer: u32 },
     /// Bridge member: into the bridge domain's learn or forward node.
     Bridge { bd: u16, shg: u8, learn: bool },
+    /// Routed port: check the destination MAC, strip the header, on to
+    /// ip4-input / ip6-input / arp-input.
+    L3 { vrf: u32, mac: MacAddr },
 }
 
 impl Node<Tables> for EthernetInput {
@@ -142,6 +147,31 @@ impl Node<Tables> for EthernetInput {
                 None => None,
             };
             if let Some(Last { shortcut, intf, .. }) = cached {
+                if let Shortcut::L3 { vrf, mac } = shortcut {
+                    if data[0..6] != mac.0 && data[0] & 1 == 0 {
+                        cx.discard(p, E::NotForUs);
+                        continue;
+                    }
+                    let next = match et {
+                        ethertype::IPV4 => Next::Ip4,
+                        ethertype::IPV6 => Next::Ip6,
+                        ethertype::ARP => Next::Arp,
+                        _ => {
+                            cx.discard(p, E::UnknownEthertype);
+                            continue;
+                        }
+                    };
+                    let trace = traced.then(|| trace_record(intf.sw_if, data, et, (NO_VLAN, NO_VLAN)));
+                    m.vrf = vrf;
+                    m.current += 14;
+                    m.len -= 14;
+                    m.l3 = m.current;
+                    if let Some(t) = trace {
+                        cx.trace(p, t);
+                    }
+                    cx.enqueue(next, p);
+                    continue;
+                }
                 if let Some(next) = apply_shortcut(shortcut, m) {
                     if traced {
                         cx.trace(p, trace_record(intf.sw_if, cx.bufs.data(p), et, (NO_VLAN, NO_VLAN)));
@@ -278,7 +308,8 @@ fn shortcut(tables: &Tables, intf: &Interface) -> Shortcut {
             Some(domain) => Shortcut::Bridge { bd, shg, learn: domain.config.learn },
             None => Shortcut::None,
         },
-        _ => Shortcut::None,
+        IfMode::L3 { vrf } => Shortcut::L3 { vrf, mac: intf.mac },
+        IfMode::Disabled => Shortcut::None,
     }
 }
 
@@ -296,7 +327,7 @@ fn apply_shortcut(shortcut: Shortcut, m: &mut vswitch_packet::Meta) -> Option<Et
             m.l3 = m.current + 14;
             Some(if learn { EthernetInputNext::Learn } else { EthernetInputNext::Forward })
         }
-        Shortcut::None => None,
+        Shortcut::L3 { .. } | Shortcut::None => None,
     }
 }
 
