@@ -1,14 +1,66 @@
 #!/usr/bin/env bash
-# The demo of what vswitch does today, on one machine: builds the release
-# binaries and runs the dataplane graph on synthetic traffic for each
-# scenario (L2 cross-connect, L2 bridging with 10k MACs, IPv4 routing over
-# 1M routes, IPv6 routing over 100k routes), printing Mpps and VPP-style
-# per-node clocks per packet. Installs what it needs; safe to run again.
+# The demo, on one machine, as root: installs what is missing, builds the
+# release binaries, creates four pod network namespaces, starts vswitch
+# with examples/demo.yaml (two pods bridged, two pods routed with vswitch
+# as their gateway), shows L2 and L3 connectivity with ping and iperf3,
+# prints `vswitchctl show interfaces` and `show runtime`, runs the graph
+# benchmark, and removes everything it made. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 echo "== building release binaries"
-cargo build --release -q -p vswitch-bench
-echo "== vswitch-bench graph (one worker, 64-byte packets, ${DEMO_SECONDS:=2}s per scenario)"
+cargo build --release -q -p vswitch -p vswitch-bench
+
+work=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
+pods=(vswdemo-a vswdemo-b vswdemo-c vswdemo-d)
+vswitch_pid=""
+cleanup() {
+    set +e
+    [ -n "$vswitch_pid" ] && kill "$vswitch_pid" 2>/dev/null && wait "$vswitch_pid" 2>/dev/null
+    for p in "${pods[@]}"; do ip netns del "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+for p in "${pods[@]}"; do
+    ip netns del "$p" 2>/dev/null || true
+    ip netns add "$p"
+    ip -n "$p" link set lo up
+done
+
+ctl() { target/release/vswitchctl --socket "$work/api.sock" "$@"; }
+echo "== starting vswitch with examples/demo.yaml"
+target/release/vswitch --config examples/demo.yaml --api-socket "$work/api.sock" --state-dir "$work/state" \
+    --metrics off >"$work/vswitch.log" 2>&1 &
+vswitch_pid=$!
+for _ in $(seq 100); do
+    ctl get >/dev/null 2>&1 && ip -n vswdemo-d link show vsw-demo-d >/dev/null 2>&1 && break
+    sleep 0.1
+done
+ctl get >/dev/null || { cat "$work/vswitch.log"; exit 1; }
+
+pod() { ip netns exec "$1" "${@:2}"; }
+pod vswdemo-a ip addr add 10.10.0.1/24 dev vsw-demo-a
+pod vswdemo-b ip addr add 10.10.0.2/24 dev vsw-demo-b
+pod vswdemo-c ip addr add 10.20.1.2/24 dev vsw-demo-c
+pod vswdemo-d ip addr add 10.20.2.2/24 dev vsw-demo-d
+pod vswdemo-c ip route add default via 10.20.1.1
+pod vswdemo-d ip route add default via 10.20.2.1
+
+echo "== L2: pod-a -> pod-b through bridge domain 1"
+pod vswdemo-a ping -c 3 -i 0.2 -W 2 10.10.0.2
+echo "== L3: pod-c (10.20.1.2) -> pod-d (10.20.2.2), vswitch is the gateway"
+pod vswdemo-c ping -c 3 -i 0.2 -W 2 10.20.2.2
+echo "== iperf3 TCP, pod-b -> pod-a, 3 s"
+pod vswdemo-a iperf3 -s -1 -D -B 10.10.0.1 >/dev/null 2>&1
+sleep 0.5
+pod vswdemo-b iperf3 -c 10.10.0.1 -t 3 -f m | tail -4
+
+echo "== vswitchctl show interfaces"
+ctl show interfaces
+echo "== vswitchctl show runtime"
+ctl show runtime
+
+echo "== graph benchmark (one worker, 64-byte packets, ${DEMO_SECONDS:=1}s per scenario)"
 target/release/vswitch-bench graph --seconds "$DEMO_SECONDS"
+echo "== demo done; cleaning up"
