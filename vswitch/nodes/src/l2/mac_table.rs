@@ -29,10 +29,12 @@
 //! The table starts small (16 buckets) and doubles when it is more than
 //! 5/8 full, up to 16M slots. The writer builds the larger generation aside,
 //! copies every entry into it and publishes it with one atomic store;
-//! readers pick up the current generation on each lookup. Old generations
-//! stay allocated (they may still be read by a lookup in flight, and safe
-//! Rust has no epoch reclamation here): the memory is at most twice that of
-//! the current generation.
+//! readers pick up the current generation on each lookup (the data path's
+//! [`MacReader`] keeps its generation's buckets at hand for a whole vector,
+//! and checks with one load per lookup that it is still the current one).
+//! Old generations stay allocated (they may still be read by a lookup in
+//! flight, and safe Rust has no epoch reclamation here): the memory is at
+//! most twice that of the current generation.
 //!
 //! # Time
 //!
@@ -250,10 +252,7 @@ impl<W> AtomicMap<W> {
 
     #[inline(always)]
     fn hash(&self, key: u64) -> u64 {
-        // One multiply of the seeded key; the two buckets come from two
-        // disjoint ranges of its upper 48 bits, which the key's bits mix into
-        // (collisions cost at most a MAC not learned, never a slow lookup).
-        (key ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        hash(key, self.seed)
     }
 
     /// Starts loading the first bucket of `key` into the cache (where most
@@ -272,12 +271,8 @@ impl<W> AtomicMap<W> {
     fn buckets(&self, key: u64, n: usize) -> (usize, usize) {
         let h = self.hash(key);
         let mask = n - 1;
-        let b1 = (h >> 40) as usize & mask;
-        let mut b2 = (h >> 16) as usize & mask;
-        if b2 == b1 {
-            b2 = b1 ^ 1;
-        }
-        (b1, b2)
+        let b1 = first_bucket(h, mask);
+        (b1, second_bucket(h, mask, b1))
     }
 
     /// Looks a key up, without locking.
@@ -314,6 +309,107 @@ impl<W> AtomicMap<W> {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.write().state.len
+    }
+}
+
+/// The hash of a key: one multiply of the seeded key; the two buckets come
+/// from two disjoint ranges of its upper 48 bits, which the key's bits mix
+/// into (collisions cost at most a MAC not learned, never a slow lookup).
+#[inline(always)]
+fn hash(key: u64, seed: u64) -> u64 {
+    (key ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The first bucket of a key of hash `h` in a table of `mask + 1` buckets.
+#[inline(always)]
+fn first_bucket(h: u64, mask: usize) -> usize {
+    (h >> 40) as usize & mask
+}
+
+/// The second bucket, never the first.
+#[inline(always)]
+fn second_bucket(h: u64, mask: usize, b1: usize) -> usize {
+    let b2 = (h >> 16) as usize & mask;
+    if b2 == b1 {
+        b1 ^ 1
+    } else {
+        b2
+    }
+}
+
+/// A reader's handle on an [`AtomicMap`] for a run of lookups (a node's
+/// vector): it keeps the current generation's buckets and seed at hand
+/// instead of finding them again for every lookup, and still picks up a new
+/// generation on each lookup, as [`AtomicMap::find`] does (one load and a
+/// compare tell it the generation it holds is still the current one).
+pub(crate) struct MapReader<'a, W> {
+    map: &'a AtomicMap<W>,
+    gen: usize,
+    table: &'a [Bucket],
+    /// `table.len() - 1`; for an empty table it wraps, and every bucket
+    /// index is then out of bounds (not found).
+    mask: usize,
+    seed: u64,
+}
+
+impl<W> AtomicMap<W> {
+    /// A reader of the current generation.
+    #[inline]
+    pub fn reader(&self) -> MapReader<'_, W> {
+        let gen = self.current.load(Ordering::Acquire);
+        // Generation `gen` was set before `current` was stored (release).
+        let table = self.gens[gen].get().map(|b| &b[..]).unwrap_or(&[]);
+        MapReader { map: self, gen, table, mask: table.len().wrapping_sub(1), seed: self.seed }
+    }
+}
+
+/// The first-level data cache of a core, in bytes (the smallest of current
+/// x86 and Arm server cores).
+const L1_BYTES: usize = 32 * 1024;
+
+/// A reader of a map whose generation changed (out of line: it is rare).
+#[cold]
+#[inline(never)]
+fn reload<W>(map: &AtomicMap<W>) -> MapReader<'_, W> {
+    map.reader()
+}
+
+impl<'a, W> MapReader<'a, W> {
+    /// Looks a key up in the current generation, without locking (as
+    /// [`AtomicMap::find`]).
+    #[inline(always)]
+    pub fn find(&mut self, key: u64) -> Option<Found<'a>> {
+        if self.map.current.load(Ordering::Acquire) != self.gen {
+            *self = reload(self.map);
+        }
+        let h = hash(key, self.seed);
+        let b1 = first_bucket(h, self.mask);
+        match self.table.get(b1)?.find(key) {
+            Some(f) => Some(f),
+            None => self.find_second(key, h, b1),
+        }
+    }
+
+    /// Whether the current generation is small enough to stay in the
+    /// first-level data cache (32 KiB) of a core that uses it.
+    #[inline]
+    pub fn fits_in_cache(&self) -> bool {
+        std::mem::size_of_val(self.table) <= L1_BYTES
+    }
+
+    /// Starts loading the first bucket of `key` (where most keys are) into
+    /// the cache, for a lookup a few packets later.
+    #[inline(always)]
+    pub fn prefetch(&self, key: u64) {
+        if let Some(b) = self.table.get(first_bucket(hash(key, self.seed), self.mask)) {
+            vswitch_packet::prefetch(b);
+        }
+    }
+
+    /// The rest of a lookup that missed the key's first bucket.
+    #[inline]
+    fn find_second(&self, key: u64, h: u64, b1: usize) -> Option<Found<'a>> {
+        self.table.get(second_bucket(h, self.mask, b1))?.find(key)
     }
 }
 
@@ -690,6 +786,21 @@ impl MacTable {
         Some(MacHit { sw_if: sw_if_of(f.val), is_static: f.val & STATIC != 0 })
     }
 
+    /// A reader for a node's vector: lookups without finding the table's
+    /// current generation again each time (see [`MacReader`]).
+    #[inline]
+    pub(crate) fn reader(&self) -> MacReader<'_> {
+        MacReader { table: self, map: self.map.reader() }
+    }
+
+    /// Whether the table is small enough to stay in a core's first-level
+    /// data cache: prefetching its buckets ahead of the lookups then costs
+    /// more than it saves.
+    #[inline]
+    pub(crate) fn fits_in_cache(&self) -> bool {
+        self.map.reader().fits_in_cache()
+    }
+
     /// Starts loading the table's buckets for `mac` into the cache, for a
     /// lookup or learn a few packets later.
     #[inline(always)]
@@ -877,6 +988,42 @@ impl MacTable {
     }
 }
 
+/// The data path's view of a [`MacTable`] for one vector: the same
+/// lookups as the table's own, by key (a MAC as [`MacAddr::as_u64`] gives
+/// it), with the table's current generation kept at hand.
+pub(crate) struct MacReader<'a> {
+    table: &'a MacTable,
+    map: MapReader<'a, MacCounts>,
+}
+
+impl MacReader<'_> {
+    /// Whether [`MacTable::learn`] of `key` on `sw_if` at `now` would be a
+    /// no-op: the MAC is known there, learned (not static), and seen this
+    /// very second, so `learn` would return [`Learned::Known`] and write
+    /// nothing. `false` sends the caller to `learn` for everything else
+    /// (new, moved, static, timestamp refresh).
+    #[inline(always)]
+    pub fn is_current(&mut self, key: u64, sw_if: SwIf, now: u32) -> bool {
+        matches!(self.map.find(key), Some(f) if f.val == pack(sw_if, now, false))
+    }
+
+    /// Starts loading the table's bucket for `key` into the cache.
+    #[inline(always)]
+    pub fn prefetch(&self, key: u64) {
+        self.map.prefetch(key);
+    }
+
+    /// [`MacTable::lookup`] by key.
+    #[inline(always)]
+    pub fn lookup(&mut self, key: u64, now: u32) -> Option<MacHit> {
+        let v = self.map.find(key)?.val;
+        if self.table.stale(v, now) {
+            return None;
+        }
+        Some(MacHit { sw_if: sw_if_of(v), is_static: v & STATIC != 0 })
+    }
+}
+
 fn entry(key: u64, v: u64) -> MacEntry {
     let b = key.to_be_bytes();
     MacEntry {
@@ -1027,6 +1174,42 @@ mod tests {
         }
     }
 
+    /// The data path's reader answers as the table does, and keeps doing
+    /// so when the table grows under it (a new generation) or changes.
+    #[test]
+    fn reader_agrees_with_the_table_and_follows_growth() {
+        let t = MacTable::new(1 << 20, 300);
+        let mut r = t.reader();
+        let key = |i: u64| mac(i).as_u64();
+        assert!(!r.is_current(key(1), 5, 10) && r.lookup(key(1), 10).is_none());
+        assert_eq!(t.learn(mac(1), 5, 10), Learned::Learned);
+        assert!(r.is_current(key(1), 5, 10));
+        assert!(!r.is_current(key(1), 6, 10), "another interface: a move");
+        assert!(!r.is_current(key(1), 5, 11), "another second: a refresh");
+        assert_eq!(r.lookup(key(1), 10), Some(MacHit { sw_if: 5, is_static: false }));
+        assert_eq!(r.lookup(key(1), 310), t.lookup(mac(1), 310));
+        assert_eq!(r.lookup(key(1), 311), None, "aged");
+        let gen = t.map.current.load(Ordering::Relaxed);
+        assert!(t.fits_in_cache());
+        for i in 2..2000 {
+            assert_eq!(t.learn(mac(i), i as u32, 10), Learned::Learned);
+        }
+        assert!(t.map.current.load(Ordering::Relaxed) > gen, "the table grew");
+        assert!(!t.fits_in_cache(), "{} slots", t.capacity());
+        r.prefetch(key(1999));
+        for i in 1..2000 {
+            let port = if i == 1 { 5 } else { i as u32 };
+            assert!(r.is_current(key(i), port, 10), "mac {i}");
+            assert_eq!(r.lookup(key(i), 10), Some(MacHit { sw_if: port, is_static: false }), "mac {i}");
+        }
+        t.add_static(mac(7), 9).unwrap();
+        assert!(!r.is_current(key(7), 9, 10), "static: learn says Known, but takes the whole path");
+        assert_eq!(r.lookup(key(7), 1_000_000), Some(MacHit { sw_if: 9, is_static: true }));
+        t.remove(mac(8));
+        assert!(!r.is_current(key(8), 8, 10) && r.lookup(key(8), 10).is_none());
+        assert_eq!(r.lookup(key(5000), 10), None);
+    }
+
     #[test]
     fn manual_clock_moves_by_hand() {
         let c = ManualClock::new(5);
@@ -1146,11 +1329,13 @@ mod tests {
         const MACS: u64 = 20_000;
         let t = Arc::new(MacTable::new(1 << 20, 1_000_000));
         let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
         let readers: Vec<_> = (0..3)
             .map(|r| {
-                let (t, stop) = (Arc::clone(&t), Arc::clone(&stop));
+                let (t, stop, started) = (Arc::clone(&t), Arc::clone(&stop), Arc::clone(&started));
                 std::thread::spawn(move || {
                     let (mut hits, mut x) = (0u64, r as u64 + 1);
+                    started.fetch_add(1, Ordering::Relaxed);
                     while !stop.load(Ordering::Relaxed) {
                         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                         let i = (x >> 33) % MACS;
@@ -1170,6 +1355,11 @@ mod tests {
                 })
             })
             .collect();
+        // On a loaded machine the writer could otherwise be done before the
+        // readers even start.
+        while started.load(Ordering::Relaxed) < 3 {
+            std::thread::yield_now();
+        }
         for round in 0..6 {
             for i in 0..MACS {
                 let base = (i % 7) as u32;
@@ -1185,6 +1375,11 @@ mod tests {
                 );
                 if i % 1000 == 0 && round == 1 {
                     t.add_static(mac(i), base).unwrap();
+                }
+                if i % 1000 == 0 {
+                    // Lets the readers run between the writes on a loaded
+                    // machine.
+                    std::thread::yield_now();
                 }
             }
             if round == 3 {
