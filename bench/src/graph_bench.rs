@@ -83,7 +83,8 @@ fn measure(
     cpu: Option<usize>,
     setup_seconds: f64,
 ) -> std::result::Result<Result, String> {
-    let pool = BufferPool::new(&BufferPoolConfig { buffers: 16 * 1024, ..Default::default() }).map_err(|e| e.to_string())?;
+    let pool =
+        BufferPool::new(&BufferPoolConfig { buffers: 16 * 1024, ..Default::default() }).map_err(|e| e.to_string())?;
     let shared = WorkerShared::default();
     let graph = standard_graph(&shared).build().map_err(|e| e.to_string())?;
     let snapshot = Arc::new(ArcSwap::from(Arc::clone(&s.tables)));

@@ -219,7 +219,14 @@ fn ip6_route(routes: usize, flows: usize) -> Result<Scenario, String> {
     let templates = (0..flows)
         .map(|i| {
             let dst = random_global_v6(&mut rng).to_be_bytes();
-            udp6_frame(mac(0, 0), mac(0, 1), "fd00::2".parse::<Ipv6Addr>().unwrap().octets(), dst, 1024 + (i % 1000) as u16, 80)
+            udp6_frame(
+                mac(0, 0),
+                mac(0, 1),
+                "fd00::2".parse::<Ipv6Addr>().unwrap().octets(),
+                dst,
+                1024 + (i % 1000) as u16,
+                80,
+            )
         })
         .collect();
     let reader = Some(fib.register_reader());
@@ -276,7 +283,8 @@ pub fn udp6_frame(dst: MacAddr, src: MacAddr, ip_src: [u8; 16], ip_dst: [u8; 16]
     f.extend_from_slice(&sport.to_be_bytes());
     f.extend_from_slice(&dport.to_be_bytes());
     f.extend_from_slice(&payload.to_be_bytes());
-    let mut sum = vswitch_wire::checksum::pseudo_header_v6(&Ipv6Addr::from(ip_src), &Ipv6Addr::from(ip_dst), 17, payload as u32);
+    let mut sum =
+        vswitch_wire::checksum::pseudo_header_v6(&Ipv6Addr::from(ip_src), &Ipv6Addr::from(ip_dst), 17, payload as u32);
     sum += vswitch_wire::checksum::sum(&f[54..60]) + vswitch_wire::checksum::sum(&[0, 0]);
     let c = !vswitch_wire::checksum::fold(sum);
     f.extend_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());

@@ -316,7 +316,13 @@ impl<S: 'static> GraphBuilder<S> {
                 .iter()
                 .map(|&f| index(f).map(|i| (f, i)).ok_or_else(|| GraphError::UnknownNode(f.to_string())))
                 .collect::<Result<Vec<_>, _>>()?;
-            features.arcs.push(feature::Arc { name: a.name, features: feats, end, enabled: Vec::new(), chains: Vec::new() });
+            features.arcs.push(feature::Arc {
+                name: a.name,
+                features: feats,
+                end,
+                enabled: Vec::new(),
+                chains: Vec::new(),
+            });
         }
         let stats = Arc::new(GraphStats {
             nodes: self

@@ -96,12 +96,21 @@ struct Last<'t> {
 enum Shortcut {
     None,
     /// Cross-connect (no rewrite on the peer either): straight out.
-    XConnect { peer: u32 },
+    XConnect {
+        peer: u32,
+    },
     /// Bridge member: into the bridge domain's learn or forward node.
-    Bridge { bd: u16, shg: u8, learn: bool },
+    Bridge {
+        bd: u16,
+        shg: u8,
+        learn: bool,
+    },
     /// Routed port: check the destination MAC, strip the header, on to
     /// ip4-input / ip6-input / arp-input.
-    L3 { vrf: u32, mac: MacAddr },
+    L3 {
+        vrf: u32,
+        mac: MacAddr,
+    },
 }
 
 impl Node<Tables> for EthernetInput {

@@ -8,10 +8,10 @@
 
 use crate::counters::IfCounters;
 use crate::{Cx, IfKind, Interface, Tables};
-use vswitch_packet::MetaFlags;
 use std::fmt;
 use std::sync::Arc;
 use vswitch_graph::{errors, next_arcs, Node, PacketId};
+use vswitch_packet::MetaFlags;
 
 next_arcs! {
     /// Where interface-output sends what is not transmitted.

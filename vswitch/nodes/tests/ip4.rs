@@ -1042,4 +1042,3 @@ fn control_errors_leave_the_fib_unchanged() {
     assert_eq!(h.take_tx(1).len(), 1);
     h.assert_no_leak();
 }
-

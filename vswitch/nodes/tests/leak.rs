@@ -103,7 +103,13 @@ fn topology() -> Tables {
     t.set_interface(Interface::port(0, "pg0", 0, mac(0xa0), IfMode::XConnect { peer: 1 }));
     t.set_interface(Interface::port(1, "pg1", 1, mac(0xa1), IfMode::XConnect { peer: 0 }));
     for p in 2..5 {
-        t.set_interface(Interface::port(p, &format!("pg{p}"), p, mac(0xa0 + p as u8), IfMode::Bridge { bd: 1, shg: 0 }));
+        t.set_interface(Interface::port(
+            p,
+            &format!("pg{p}"),
+            p,
+            mac(0xa0 + p as u8),
+            IfMode::Bridge { bd: 1, shg: 0 },
+        ));
     }
     let mut bvi = Interface::port(BVI, "bvi1", NONE, BVI_MAC, IfMode::L3 { vrf: 0 });
     bvi.kind = IfKind::Bvi { bd: 1 };
@@ -134,8 +140,7 @@ fn topology() -> Tables {
         c.add_static_neighbor(BVI, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)), mac(0x33)).unwrap();
         c.add_route(0, "10.60.0.0/16".parse().unwrap(), &[RoutePath::via(Ipv4Addr::new(10, 6, 0, 2), 6)]).unwrap();
         c.add_route(0, "10.70.0.0/16".parse().unwrap(), &[RoutePath::via(Ipv4Addr::new(10, 6, 0, 3), 6)]).unwrap();
-        c.add_route(0, "10.80.0.0/16".parse().unwrap(), &[RoutePath::via(Ipv4Addr::new(192, 168, 1, 2), BVI)])
-            .unwrap();
+        c.add_route(0, "10.80.0.0/16".parse().unwrap(), &[RoutePath::via(Ipv4Addr::new(192, 168, 1, 2), BVI)]).unwrap();
         c.add_route(0, "fd60::/32".parse().unwrap(), &[RoutePath::via("fd06::2".parse::<Ipv6Addr>().unwrap(), 6)])
             .unwrap();
         c.add_route(0, "fd70::/32".parse().unwrap(), &[RoutePath::via("fd06::3".parse::<Ipv6Addr>().unwrap(), 6)])
@@ -156,18 +161,16 @@ fn traffic() -> Vec<(u32, Vec<Vec<u8>>)> {
     bad_version[14] = 0x55;
     let mut bad_total = v4([10, 60, 0, 1], 64, false, 18);
     bad_total[16] = 0x40;
-    let v6 = |dst: &str, hop: u8, next: u8, payload: &[u8]| eth(pg5, HOST5, 0x86dd, &ip6("fd05::2", dst, hop, next, payload));
+    let v6 = |dst: &str, hop: u8, next: u8, payload: &[u8]| {
+        eth(pg5, HOST5, 0x86dd, &ip6("fd05::2", dst, hop, next, payload))
+    };
     let echo6 = [128, 0, 0, 0, 0, 7, 0, 1, 1, 2, 3, 4];
     let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
     ns.extend_from_slice(&"fd05::1".parse::<Ipv6Addr>().unwrap().octets());
     ns.extend_from_slice(&[1, 1]);
     ns.extend_from_slice(&HOST5.0);
-    let ns_frame = eth(
-        MacAddr([0x33, 0x33, 0xff, 0, 0, 1]),
-        HOST5,
-        0x86dd,
-        &ip6("fd05::2", "ff02::1:ff00:1", 255, 58, &ns),
-    );
+    let ns_frame =
+        eth(MacAddr([0x33, 0x33, 0xff, 0, 0, 1]), HOST5, 0x86dd, &ip6("fd05::2", "ff02::1:ff00:1", 255, 58, &ns));
     let mut bad_plen = v6("fd60::1", 64, 17, &udp(10));
     bad_plen[18] = 0x40;
     let port5 = vec![
@@ -198,7 +201,9 @@ fn traffic() -> Vec<(u32, Vec<Vec<u8>>)> {
     ];
     let mut truncated = eth(mac(0xa1), mac(0x01), 0x0800, &[0; 46]);
     truncated.truncate(10);
-    let bridged = |dst: MacAddr, src: MacAddr| eth(dst, src, 0x0800, &ip4([192, 168, 1, 9], [10, 60, 0, 1], 64, 17, false, &udp(18)));
+    let bridged = |dst: MacAddr, src: MacAddr| {
+        eth(dst, src, 0x0800, &ip4([192, 168, 1, 9], [10, 60, 0, 1], 64, 17, false, &udp(18)))
+    };
     vec![
         (0, vec![eth(mac(0x01), mac(0x02), 0x0800, &[7; 46]), truncated]),
         (2, vec![bridged(mac(0x44), mac(0x22)), bridged(MacAddr::BROADCAST, mac(0x22)), bridged(BVI_MAC, mac(0x22))]),
@@ -218,7 +223,12 @@ fn millions_of_packets_through_every_path_and_no_buffer_leaks() {
     // Repeat each port's frames to fill vectors of 256.
     let vectors: Vec<(u32, Vec<&[u8]>)> = traffic
         .iter()
-        .map(|(port, frames)| (*port, frames.iter().cycle().take(frames.len() * (256 / per_round).max(1) * 2).map(|f| f.as_slice()).collect()))
+        .map(|(port, frames)| {
+            (
+                *port,
+                frames.iter().cycle().take(frames.len() * (256 / per_round).max(1) * 2).map(|f| f.as_slice()).collect(),
+            )
+        })
         .collect();
     let target: u64 = std::env::var("LEAK_PACKETS").ok().and_then(|s| s.parse().ok()).unwrap_or(4_000_000);
     let mut sent = 0u64;
@@ -241,19 +251,17 @@ fn millions_of_packets_through_every_path_and_no_buffer_leaks() {
         // Halfway, the unresolved IPv4 next hop answers: held packets are
         // released, later ones routed.
         if sent >= target / 2 && h.tables.fib.control().neighbor(6, IpAddr::V4(Ipv4Addr::new(10, 6, 0, 3))).is_none() {
-            h.inject(6, &[&eth(
-                MacAddr::BROADCAST,
-                mac(0x63),
-                0x0806,
-                &{
+            h.inject(
+                6,
+                &[&eth(MacAddr::BROADCAST, mac(0x63), 0x0806, &{
                     let mut a = vec![0, 1, 8, 0, 6, 4, 0, 2];
                     a.extend_from_slice(&mac(0x63).0);
                     a.extend_from_slice(&[10, 6, 0, 3]);
                     a.extend_from_slice(&mac(0xa6).0);
                     a.extend_from_slice(&[10, 6, 0, 1]);
                     a
-                },
-            )]);
+                })],
+            );
         }
     }
     let tables = h.tables.clone();
@@ -280,7 +288,12 @@ fn millions_of_packets_through_every_path_and_no_buffer_leaks() {
     nonzero("ip4-rewrite", "packets fragmented (not a drop)");
     nonzero("ip4-local", "echo requests answered (not a drop)");
     nonzero("arp-input", "requests for our address answered (not a drop)");
-    assert!(s.error("ip4-arp", "held packets released after resolution (not a drop)") + s.error("arp-input", "held packets released after resolution (not a drop)") > 0, "held packets never released");
+    assert!(
+        s.error("ip4-arp", "held packets released after resolution (not a drop)")
+            + s.error("arp-input", "held packets released after resolution (not a drop)")
+            > 0,
+        "held packets never released"
+    );
     nonzero("ip6-input", "payload length runs past the frame");
     nonzero("ip6-icmp-error", "time exceeded sent");
     nonzero("ip6-icmp-error", "packet too big sent");

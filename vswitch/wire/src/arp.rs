@@ -210,12 +210,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 /// Writes a full ARP request ("who has `target_ip`, tell `sender_ip`") into
 /// the first 28 bytes of `buf`, target hardware address zero. Returns the
 /// length written, or `Truncated` if `buf` is too short.
-pub fn emit_request(
-    buf: &mut [u8],
-    sender_hw: MacAddr,
-    sender_ip: Ipv4Addr,
-    target_ip: Ipv4Addr,
-) -> Result<usize> {
+pub fn emit_request(buf: &mut [u8], sender_hw: MacAddr, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Result<usize> {
     let mut p = ArpPacket::new_checked_len(buf)?;
     p.set_header(arp_op::REQUEST);
     p.set_sender_hw(sender_hw);
@@ -255,13 +250,9 @@ impl<'a> ArpPacket<&'a mut [u8]> {
 impl<T: AsRef<[u8]>> fmt::Display for ArpPacket<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.operation() {
-            arp_op::REQUEST => write!(
-                f,
-                "ARP request who-has {} tell {} ({})",
-                self.target_ip(),
-                self.sender_ip(),
-                self.sender_hw()
-            ),
+            arp_op::REQUEST => {
+                write!(f, "ARP request who-has {} tell {} ({})", self.target_ip(), self.sender_ip(), self.sender_hw())
+            }
             arp_op::REPLY => write!(
                 f,
                 "ARP reply {} is-at {} to {} ({})",
@@ -289,13 +280,13 @@ mod tests {
 
     // Who has 10.0.0.2? Tell 10.0.0.1 (02:00:00:00:00:01).
     const REQUEST: [u8; 28] = [
-        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x0a,
-        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x02,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x02,
     ];
     // 10.0.0.2 is at 02:00:00:00:00:02.
     const REPLY: [u8; 28] = [
-        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x0a,
-        0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x01,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x0a, 0x00, 0x00, 0x02,
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x01,
     ];
     const MAC1: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
     const MAC2: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
@@ -309,10 +300,7 @@ mod tests {
         assert_eq!((p.sender_hw(), p.sender_ip()), (MAC1, IP1));
         assert_eq!((p.target_hw(), p.target_ip()), (MacAddr::ZERO, IP2));
         assert!(!p.is_gratuitous());
-        assert_eq!(
-            p.to_string(),
-            "ARP request who-has 10.0.0.2 tell 10.0.0.1 (02:00:00:00:00:01)"
-        );
+        assert_eq!(p.to_string(), "ARP request who-has 10.0.0.2 tell 10.0.0.1 (02:00:00:00:00:01)");
     }
 
     #[test]
@@ -321,10 +309,7 @@ mod tests {
         assert_eq!(p.operation(), arp_op::REPLY);
         assert_eq!((p.sender_hw(), p.sender_ip()), (MAC2, IP2));
         assert_eq!((p.target_hw(), p.target_ip()), (MAC1, IP1));
-        assert_eq!(
-            p.to_string(),
-            "ARP reply 10.0.0.2 is-at 02:00:00:00:00:02 to 10.0.0.1 (02:00:00:00:00:01)"
-        );
+        assert_eq!(p.to_string(), "ARP reply 10.0.0.2 is-at 02:00:00:00:00:02 to 10.0.0.1 (02:00:00:00:00:01)");
     }
 
     #[test]
@@ -335,14 +320,8 @@ mod tests {
         assert!(buf[28..].iter().all(|&b| b == 0xaa));
         assert_eq!(emit_reply(&mut buf, MAC2, IP2, MAC1, IP1), Ok(28));
         assert_eq!(buf[..28], REPLY);
-        assert_eq!(
-            emit_request(&mut buf[..27], MAC1, IP1, IP2),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            emit_reply(&mut buf[..27], MAC1, IP1, MAC2, IP2),
-            Err(Error::Truncated)
-        );
+        assert_eq!(emit_request(&mut buf[..27], MAC1, IP1, IP2), Err(Error::Truncated));
+        assert_eq!(emit_reply(&mut buf[..27], MAC1, IP1, MAC2, IP2), Err(Error::Truncated));
     }
 
     #[test]
@@ -359,18 +338,11 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(
-            ArpPacket::new_checked(&REQUEST[..27]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(ArpPacket::new_checked(&REQUEST[..27]), Err(Error::Truncated));
         for (at, val) in [(1, 6u8), (2, 0x86), (4, 8), (5, 16)] {
             let mut b = REQUEST;
             b[at] = val;
-            assert_eq!(
-                ArpPacket::new_checked(&b[..]),
-                Err(Error::Malformed),
-                "byte {at}"
-            );
+            assert_eq!(ArpPacket::new_checked(&b[..]), Err(Error::Malformed), "byte {at}");
         }
     }
 

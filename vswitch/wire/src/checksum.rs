@@ -56,13 +56,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, protocol: u8, len: u32) -> u32 {
     let s = u32::from(*src);
     let d = u32::from(*dst);
-    (s >> 16)
-        + (s & 0xffff)
-        + (d >> 16)
-        + (d & 0xffff)
-        + u32::from(protocol)
-        + (len >> 16)
-        + (len & 0xffff)
+    (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(protocol) + (len >> 16) + (len & 0xffff)
 }
 
 /// Partial sum of the IPv6 pseudo header (RFC 8200 section 8.1).
@@ -131,8 +125,8 @@ mod tests {
 
     // Wikipedia's IPv4 header example; its checksum field holds 0xb861.
     const WIKI_HDR: [u8; 20] = [
-        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
-        0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+        0x00, 0xc7,
     ];
 
     #[test]

@@ -137,11 +137,7 @@ impl From<[u8; 6]> for MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = &self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            a[0], a[1], a[2], a[3], a[4], a[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", a[0], a[1], a[2], a[3], a[4], a[5])
     }
 }
 
@@ -302,11 +298,10 @@ mod tests {
 
     // Ethernet + IPv4 + UDP DNS query for example.com.
     const FRAME: [u8; 71] = [
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x45,
-        0x00, 0x00, 0x39, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x11, 0x0a, 0x6c, 0x0a, 0x00, 0x00, 0x01,
-        0x0a, 0x00, 0x00, 0x02, 0xd4, 0x31, 0x00, 0x35, 0x00, 0x25, 0x9b, 0xff, 0xab, 0xcd, 0x01,
-        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d, 0x70,
-        0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00, 0x01,
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x45, 0x00, 0x00, 0x39,
+        0x1c, 0x46, 0x40, 0x00, 0x40, 0x11, 0x0a, 0x6c, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x02, 0xd4, 0x31,
+        0x00, 0x35, 0x00, 0x25, 0x9b, 0xff, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00, 0x01,
     ];
 
     #[test]
@@ -317,10 +312,7 @@ mod tests {
         assert_eq!(f.ethertype(), ethertype::IPV4);
         assert_eq!(f.header_len(), 14);
         assert_eq!(f.payload(), &FRAME[14..]);
-        assert_eq!(
-            f.to_string(),
-            "Ethernet 02:00:00:00:00:01 > 02:00:00:00:00:02 type=IPv4 len=57"
-        );
+        assert_eq!(f.to_string(), "Ethernet 02:00:00:00:00:01 > 02:00:00:00:00:02 type=IPv4 len=57");
         assert_eq!(f.into_payload(), &FRAME[14..]);
         assert_eq!(f.into_inner().len(), 71);
     }
@@ -338,10 +330,7 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(
-            EthernetFrame::new_checked(&FRAME[..13]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(EthernetFrame::new_checked(&FRAME[..13]), Err(Error::Truncated));
         let f = EthernetFrame::new_checked(&FRAME[..14]).unwrap();
         assert!(f.payload().is_empty());
         let f = EthernetFrame::new_checked(&FRAME[..14]).unwrap();
@@ -377,16 +366,10 @@ mod tests {
         assert!(MacAddr::ZERO.is_zero() && MacAddr::default().is_zero());
         assert_eq!(u.as_u64(), 0x0200_0000_0001);
         assert_eq!(b.as_u64(), 0xffff_ffff_ffff);
-        assert_eq!(
-            MacAddr::from_bytes(&[1, 2, 3, 4, 5, 6]),
-            MacAddr::from([1, 2, 3, 4, 5, 6])
-        );
+        assert_eq!(MacAddr::from_bytes(&[1, 2, 3, 4, 5, 6]), MacAddr::from([1, 2, 3, 4, 5, 6]));
         assert_eq!(u.as_bytes(), &[2, 0, 0, 0, 0, 1]);
         let g: Ipv6Addr = "ff02::1:ff00:2".parse().unwrap();
-        assert_eq!(
-            MacAddr::from_ipv6_multicast(&g),
-            MacAddr([0x33, 0x33, 0xff, 0x00, 0x00, 0x02])
-        );
+        assert_eq!(MacAddr::from_ipv6_multicast(&g), MacAddr([0x33, 0x33, 0xff, 0x00, 0x00, 0x02]));
     }
 
     #[test]

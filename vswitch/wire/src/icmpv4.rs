@@ -263,41 +263,29 @@ mod tests {
     use super::*;
 
     // Echo request id 0x1234 seq 1, data "abcdefgh".
-    const ECHO: [u8; 16] = [
-        0x08, 0x00, 0x54, 0x35, 0x12, 0x34, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
-        0x68,
-    ];
+    const ECHO: [u8; 16] =
+        [0x08, 0x00, 0x54, 0x35, 0x12, 0x34, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68];
     // Fragmentation needed, MTU 1400, quoting an IPv4/UDP header.
     const FRAG_NEEDED: [u8; 36] = [
-        0x03, 0x04, 0x86, 0xf8, 0x00, 0x00, 0x05, 0x78, 0x45, 0x00, 0x00, 0x39, 0x1c, 0x46, 0x40,
-        0x00, 0x40, 0x11, 0x0a, 0x6c, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x02, 0xd4, 0x31,
-        0x00, 0x35, 0x00, 0x25, 0x9b, 0xff,
+        0x03, 0x04, 0x86, 0xf8, 0x00, 0x00, 0x05, 0x78, 0x45, 0x00, 0x00, 0x39, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x11,
+        0x0a, 0x6c, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x02, 0xd4, 0x31, 0x00, 0x35, 0x00, 0x25, 0x9b, 0xff,
     ];
 
     #[test]
     fn parse_echo() {
         let p = Icmpv4Packet::new_checked(&ECHO[..]).unwrap();
-        assert_eq!(
-            (p.msg_type(), p.code(), p.checksum()),
-            (icmpv4_type::ECHO_REQUEST, 0, 0x5435)
-        );
+        assert_eq!((p.msg_type(), p.code(), p.checksum()), (icmpv4_type::ECHO_REQUEST, 0, 0x5435));
         assert_eq!((p.echo_ident(), p.echo_seq_no()), (0x1234, 1));
         assert_eq!(p.rest_of_header(), 0x1234_0001);
         assert_eq!(p.data(), b"abcdefgh");
         assert!(p.verify_checksum() && !p.is_error());
-        assert_eq!(
-            p.to_string(),
-            "ICMPv4 echo request code=0 id=4660 seq=1 len=8"
-        );
+        assert_eq!(p.to_string(), "ICMPv4 echo request code=0 id=4660 seq=1 len=8");
     }
 
     #[test]
     fn parse_frag_needed() {
         let p = Icmpv4Packet::new_checked(&FRAG_NEEDED[..]).unwrap();
-        assert_eq!(
-            (p.msg_type(), p.code()),
-            (icmpv4_type::DEST_UNREACHABLE, icmpv4_unreach::FRAG_NEEDED)
-        );
+        assert_eq!((p.msg_type(), p.code()), (icmpv4_type::DEST_UNREACHABLE, icmpv4_unreach::FRAG_NEEDED));
         assert_eq!(p.next_hop_mtu(), 1400);
         assert!(p.verify_checksum() && p.is_error());
         let inner = crate::Ipv4Packet::new_unchecked(p.data());

@@ -259,16 +259,14 @@ mod tests {
     use super::*;
 
     // Echo request 2001:db8::1 > 2001:db8::2, id 0x1234 seq 1 "abcdefgh".
-    const ECHO: [u8; 16] = [
-        0x80, 0x00, 0x80, 0x75, 0x12, 0x34, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
-        0x68,
-    ];
+    const ECHO: [u8; 16] =
+        [0x80, 0x00, 0x80, 0x75, 0x12, 0x34, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68];
     // Packet too big (MTU 1280) from 2001:db8::fe to 2001:db8::1.
     const PTB: [u8; 56] = [
-        0x02, 0x00, 0xcf, 0x5e, 0x00, 0x00, 0x05, 0x00, 0x60, 0x00, 0x00, 0x00, 0x00, 0x08, 0x11,
-        0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x02, 0x00, 0xcf, 0x5e, 0x00, 0x00, 0x05, 0x00, 0x60, 0x00, 0x00, 0x00, 0x00, 0x08, 0x11, 0x40, 0x20, 0x01,
+        0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
     ];
 
     fn a(s: &str) -> Ipv6Addr {
@@ -279,19 +277,13 @@ mod tests {
     fn parse_echo() {
         let (s, d) = (a("2001:db8::1"), a("2001:db8::2"));
         let p = Icmpv6Packet::new_checked(&ECHO[..]).unwrap();
-        assert_eq!(
-            (p.msg_type(), p.code(), p.checksum()),
-            (icmpv6_type::ECHO_REQUEST, 0, 0x8075)
-        );
+        assert_eq!((p.msg_type(), p.code(), p.checksum()), (icmpv6_type::ECHO_REQUEST, 0, 0x8075));
         assert_eq!((p.echo_ident(), p.echo_seq_no()), (0x1234, 1));
         assert_eq!(p.data(), b"abcdefgh");
         assert!(!p.is_error());
         assert!(p.verify_checksum(&s, &d));
         assert!(!p.verify_checksum(&d, &a("2001:db8::3")));
-        assert_eq!(
-            p.to_string(),
-            "ICMPv6 echo request code=0 id=4660 seq=1 len=8"
-        );
+        assert_eq!(p.to_string(), "ICMPv6 echo request code=0 id=4660 seq=1 len=8");
     }
 
     #[test]
@@ -302,10 +294,7 @@ mod tests {
         assert!(p.verify_checksum(&a("2001:db8::fe"), &a("2001:db8::1")));
         let inner = crate::Ipv6Packet::new_unchecked(p.data());
         assert_eq!(inner.dst_addr(), a("2001:db8::2"));
-        assert_eq!(
-            p.to_string(),
-            "ICMPv6 packet too big code=0 mtu=1280 len=48"
-        );
+        assert_eq!(p.to_string(), "ICMPv6 packet too big code=0 mtu=1280 len=48");
     }
 
     #[test]
@@ -338,10 +327,7 @@ mod tests {
         let mut p = Icmpv6Packet::new_checked(&mut b[..]).unwrap();
         p.set_msg_type(icmpv6_type::PARAM_PROBLEM);
         p.set_pointer(40);
-        assert_eq!(
-            p.to_string(),
-            "ICMPv6 parameter problem code=0 pointer=40 len=0"
-        );
+        assert_eq!(p.to_string(), "ICMPv6 parameter problem code=0 pointer=40 len=0");
         p.set_msg_type(200);
         assert_eq!(p.to_string(), "ICMPv6 type=200 code=0 len=0");
     }

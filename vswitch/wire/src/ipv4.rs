@@ -279,11 +279,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn set_frag_offset(&mut self, bytes: u16) {
         let w = read_u16(self.buffer.as_ref(), field::FLAGS_FRAG);
-        write_u16(
-            self.buffer.as_mut(),
-            field::FLAGS_FRAG,
-            (w & !FRAG_MASK) | (bytes >> 3),
-        );
+        write_u16(self.buffer.as_mut(), field::FLAGS_FRAG, (w & !FRAG_MASK) | (bytes >> 3));
     }
 
     /// Sets the TTL.
@@ -464,37 +460,29 @@ mod tests {
 
     // IPv4 + UDP DNS query, 10.0.0.1 > 10.0.0.2, DF, ttl 64.
     const UDP_DNS: [u8; 57] = [
-        0x45, 0x00, 0x00, 0x39, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x11, 0x0a, 0x6c, 0x0a, 0x00, 0x00,
-        0x01, 0x0a, 0x00, 0x00, 0x02, 0xd4, 0x31, 0x00, 0x35, 0x00, 0x25, 0x9b, 0xff, 0xab, 0xcd,
-        0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d,
-        0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00, 0x01,
+        0x45, 0x00, 0x00, 0x39, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x11, 0x0a, 0x6c, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00,
+        0x00, 0x02, 0xd4, 0x31, 0x00, 0x35, 0x00, 0x25, 0x9b, 0xff, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00,
+        0x01, 0x00, 0x01,
     ];
     // IGMPv2 report with the Router Alert option (IHL 6), tos 0xc0, ttl 1.
     const IGMP_RA: [u8; 32] = [
-        0x46, 0xc0, 0x00, 0x20, 0x00, 0x00, 0x40, 0x00, 0x01, 0x02, 0x41, 0x60, 0xc0, 0xa8, 0x01,
-        0x14, 0xe0, 0x00, 0x00, 0xfb, 0x94, 0x04, 0x00, 0x00, 0x16, 0x00, 0x09, 0x04, 0xe0, 0x00,
-        0x00, 0xfb,
+        0x46, 0xc0, 0x00, 0x20, 0x00, 0x00, 0x40, 0x00, 0x01, 0x02, 0x41, 0x60, 0xc0, 0xa8, 0x01, 0x14, 0xe0, 0x00,
+        0x00, 0xfb, 0x94, 0x04, 0x00, 0x00, 0x16, 0x00, 0x09, 0x04, 0xe0, 0x00, 0x00, 0xfb,
     ];
     // Non-first fragment: offset 1480, MF, dscp 46 (EF), ecn 1, ttl 63.
     const FRAG: [u8; 36] = [
-        0x45, 0xb9, 0x00, 0x24, 0xbe, 0xef, 0x20, 0xb9, 0x3f, 0x11, 0x87, 0x65, 0x0a, 0x00, 0x00,
-        0x01, 0x0a, 0x00, 0x00, 0x02, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
-        0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+        0x45, 0xb9, 0x00, 0x24, 0xbe, 0xef, 0x20, 0xb9, 0x3f, 0x11, 0x87, 0x65, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00,
+        0x00, 0x02, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
     ];
 
     #[test]
     fn parse_udp() {
         let p = Ipv4Packet::new_checked(&UDP_DNS[..]).unwrap();
-        assert_eq!(
-            (p.version(), p.header_len(), p.dscp(), p.ecn()),
-            (4, 20, 0, 0)
-        );
+        assert_eq!((p.version(), p.header_len(), p.dscp(), p.ecn()), (4, 20, 0, 0));
         assert_eq!((p.total_len(), p.ident()), (57, 0x1c46));
         assert!(p.dont_frag() && !p.more_frags() && !p.is_fragment());
-        assert_eq!(
-            (p.frag_offset(), p.ttl(), p.protocol()),
-            (0, 64, ip_protocol::UDP)
-        );
+        assert_eq!((p.frag_offset(), p.ttl(), p.protocol()), (0, 64, ip_protocol::UDP));
         assert_eq!(p.checksum(), 0x0a6c);
         assert!(p.verify_checksum());
         assert_eq!(p.src_addr(), Ipv4Addr::new(10, 0, 0, 1));
@@ -504,28 +492,19 @@ mod tests {
         assert_eq!(p.option_iter().count(), 0);
         assert_eq!(p.payload(), &UDP_DNS[20..]);
         assert_eq!(p.into_payload(), &UDP_DNS[20..]);
-        assert_eq!(
-            p.to_string(),
-            "IPv4 10.0.0.1 > 10.0.0.2 proto=UDP ttl=64 len=57"
-        );
+        assert_eq!(p.to_string(), "IPv4 10.0.0.1 > 10.0.0.2 proto=UDP ttl=64 len=57");
     }
 
     #[test]
     fn parse_options() {
         let p = Ipv4Packet::new_checked(&IGMP_RA[..]).unwrap();
-        assert_eq!(
-            (p.header_len(), p.dscp(), p.ttl(), p.protocol()),
-            (24, 48, 1, 2)
-        );
+        assert_eq!((p.header_len(), p.dscp(), p.ttl(), p.protocol()), (24, 48, 1, 2));
         assert!(p.verify_checksum());
         assert_eq!(p.options(), &[0x94, 0x04, 0x00, 0x00]);
         let opts: Vec<_> = p.option_iter().collect();
         assert_eq!(opts, vec![Ok((ipv4_option::ROUTER_ALERT, &[0u8, 0][..]))]);
         assert_eq!(p.payload(), &IGMP_RA[24..]);
-        assert_eq!(
-            p.to_string(),
-            "IPv4 192.168.1.20 > 224.0.0.251 proto=2 ttl=1 len=32"
-        );
+        assert_eq!(p.to_string(), "IPv4 192.168.1.20 > 224.0.0.251 proto=2 ttl=1 len=32");
     }
 
     #[test]
@@ -535,10 +514,7 @@ mod tests {
         assert_eq!((p.dscp(), p.ecn()), (46, 1));
         assert!(p.is_fragment() && p.more_frags() && !p.dont_frag());
         assert_eq!(p.frag_offset(), 1480);
-        assert_eq!(
-            p.to_string(),
-            "IPv4 10.0.0.1 > 10.0.0.2 proto=UDP ttl=63 len=36 frag id=48879 off=1480 mf"
-        );
+        assert_eq!(p.to_string(), "IPv4 10.0.0.1 > 10.0.0.2 proto=UDP ttl=63 len=36 frag id=48879 off=1480 mf");
         // A last fragment: offset only.
         let mut b = FRAG;
         let mut q = Ipv4Packet::new_unchecked(&mut b[..]);
@@ -628,13 +604,7 @@ mod tests {
 
     #[test]
     fn option_errors() {
-        for bad in [
-            &[7u8][..],
-            &[7, 1],
-            &[7, 0],
-            &[7, 5, 0, 0],
-            &[1, 131, 9, 1, 2],
-        ] {
+        for bad in [&[7u8][..], &[7, 1], &[7, 0], &[7, 5, 0, 0], &[1, 131, 9, 1, 2]] {
             let got: Vec<_> = Ipv4OptionIter::new(bad).collect();
             assert_eq!(got.last(), Some(&Err(Error::Malformed)), "{bad:?}");
             assert!(got.iter().filter(|r| r.is_err()).count() == 1);
@@ -657,21 +627,16 @@ mod tests {
 
     /// A random header with ttl >= 1 and a valid checksum.
     fn header() -> impl Strategy<Value = Vec<u8>> {
-        (
-            0usize..=10,
-            1u8..=255,
-            proptest::collection::vec(any::<u8>(), 60),
-        )
-            .prop_map(|(opt_words, ttl, mut b)| {
-                let hl = 20 + 4 * opt_words;
-                b.truncate(hl);
-                b[0] = 0x40 | (hl / 4) as u8;
-                b[2..4].copy_from_slice(&(hl as u16).to_be_bytes());
-                b[8] = ttl;
-                let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
-                p.fill_checksum();
-                b
-            })
+        (0usize..=10, 1u8..=255, proptest::collection::vec(any::<u8>(), 60)).prop_map(|(opt_words, ttl, mut b)| {
+            let hl = 20 + 4 * opt_words;
+            b.truncate(hl);
+            b[0] = 0x40 | (hl / 4) as u8;
+            b[2..4].copy_from_slice(&(hl as u16).to_be_bytes());
+            b[8] = ttl;
+            let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+            p.fill_checksum();
+            b
+        })
     }
 
     fn full_recompute(b: &[u8]) -> u16 {

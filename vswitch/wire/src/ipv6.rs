@@ -230,10 +230,10 @@ mod tests {
 
     // ICMPv6 echo request 2001:db8::1 > 2001:db8::2, tc 0xb8, flow 0xabcde.
     const ECHO6: [u8; 56] = [
-        0x6b, 0x8a, 0xbc, 0xde, 0x00, 0x10, 0x3a, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x80, 0x00, 0x80, 0x75, 0x12,
-        0x34, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
+        0x6b, 0x8a, 0xbc, 0xde, 0x00, 0x10, 0x3a, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x02, 0x80, 0x00, 0x80, 0x75, 0x12, 0x34, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66,
+        0x67, 0x68,
     ];
 
     fn a(s: &str) -> Ipv6Addr {
@@ -243,34 +243,22 @@ mod tests {
     #[test]
     fn parse() {
         let p = Ipv6Packet::new_checked(&ECHO6[..]).unwrap();
-        assert_eq!(
-            (p.version(), p.traffic_class(), p.flow_label()),
-            (6, 0xb8, 0xabcde)
-        );
-        assert_eq!(
-            (p.payload_len(), p.next_header(), p.hop_limit()),
-            (16, ip_protocol::ICMPV6, 64)
-        );
+        assert_eq!((p.version(), p.traffic_class(), p.flow_label()), (6, 0xb8, 0xabcde));
+        assert_eq!((p.payload_len(), p.next_header(), p.hop_limit()), (16, ip_protocol::ICMPV6, 64));
         assert_eq!(p.src_addr(), a("2001:db8::1"));
         assert_eq!(p.dst_addr(), a("2001:db8::2"));
         assert_eq!(p.src_u128(), 0x2001_0db8_0000_0000_0000_0000_0000_0001);
         assert_eq!(p.dst_u128(), u128::from(a("2001:db8::2")));
         assert_eq!(p.payload(), &ECHO6[40..]);
         assert_eq!(p.into_payload(), &ECHO6[40..]);
-        assert_eq!(
-            p.to_string(),
-            "IPv6 2001:db8::1 > 2001:db8::2 nh=ICMPv6 hlim=64 len=16"
-        );
+        assert_eq!(p.to_string(), "IPv6 2001:db8::1 > 2001:db8::2 nh=ICMPv6 hlim=64 len=16");
     }
 
     #[test]
     fn payload_excludes_padding() {
         let mut buf = [0u8; 64];
         buf[..56].copy_from_slice(&ECHO6);
-        assert_eq!(
-            Ipv6Packet::new_checked(&buf[..]).unwrap().payload().len(),
-            16
-        );
+        assert_eq!(Ipv6Packet::new_checked(&buf[..]).unwrap().payload().len(), 16);
     }
 
     #[test]
@@ -304,9 +292,6 @@ mod tests {
         assert_eq!(check(&ECHO6[..55]), Err(Error::BadTotalLen));
         let mut b = ECHO6;
         b[5] = 0; // zero payload length is fine (no jumbograms)
-        assert!(Ipv6Packet::new_checked(&b[..])
-            .unwrap()
-            .payload()
-            .is_empty());
+        assert!(Ipv6Packet::new_checked(&b[..]).unwrap().payload().is_empty());
     }
 }

@@ -48,12 +48,7 @@ pub fn is_ext_header(next_header: u8) -> bool {
 /// Hop-by-Hop header that is not first or for more than
 /// [`MAX_EXT_HEADERS`] extension headers.
 pub fn ipv6_walk_ext_headers(first_next_header: u8, data: &[u8]) -> Result<Ipv6Upper> {
-    let mut up = Ipv6Upper {
-        protocol: first_next_header,
-        offset: 0,
-        is_fragment: false,
-        routing_offset: None,
-    };
+    let mut up = Ipv6Upper { protocol: first_next_header, offset: 0, is_fragment: false, routing_offset: None };
     let mut walked = 0;
     loop {
         let nh = up.protocol;
@@ -237,13 +232,7 @@ impl<'a> Ipv6ExtHeader<&'a [u8]> {
 impl<T: AsRef<[u8]>> fmt::Display for Ipv6ExtHeader<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.ah { "IPv6-AH" } else { "IPv6-Ext" };
-        write!(
-            f,
-            "{} nh={} len={}",
-            kind,
-            ProtoDisplay(self.next_header()),
-            self.header_len()
-        )
+        write!(f, "{} nh={} len={}", kind, ProtoDisplay(self.next_header()), self.header_len())
     }
 }
 
@@ -516,11 +505,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6FragmentHeader<T> {
     #[inline]
     pub fn set_frag_offset(&mut self, bytes: u16) {
         let w = read_u16(self.buffer.as_ref(), frag::OFFSET_FLAGS);
-        write_u16(
-            self.buffer.as_mut(),
-            frag::OFFSET_FLAGS,
-            (bytes & 0xfff8) | (w & 1),
-        );
+        write_u16(self.buffer.as_mut(), frag::OFFSET_FLAGS, (bytes & 0xfff8) | (w & 1));
     }
 
     /// Sets the more-fragments flag.
@@ -570,12 +555,11 @@ mod tests {
     // SRH (type 4, segleft 1, one segment), first fragment (M=1),
     // then UDP 1000 > 2000 "data".
     const EXT_CHAIN: [u8; 92] = [
-        0x60, 0x00, 0x00, 0x00, 0x00, 0x34, 0x00, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x2b, 0x00, 0x05, 0x02, 0x00,
-        0x00, 0x01, 0x00, 0x2c, 0x02, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x11, 0x00, 0x00,
-        0x01, 0xde, 0xad, 0xbe, 0xef, 0x03, 0xe8, 0x07, 0xd0, 0x00, 0x0c, 0x00, 0x00, 0x64, 0x61,
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x34, 0x00, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0xff, 0x2b, 0x00, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00, 0x2c, 0x02, 0x04, 0x01, 0x00, 0x00,
+        0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+        0x11, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x03, 0xe8, 0x07, 0xd0, 0x00, 0x0c, 0x00, 0x00, 0x64, 0x61,
         0x74, 0x61,
     ];
 
@@ -587,34 +571,15 @@ mod tests {
     fn walk_chain() {
         let ip = Ipv6Packet::new_checked(&EXT_CHAIN[..]).unwrap();
         let up = ipv6_walk_ext_headers(ip.next_header(), ip.payload()).unwrap();
-        assert_eq!(
-            up,
-            Ipv6Upper {
-                protocol: UDP,
-                offset: 40,
-                is_fragment: true,
-                routing_offset: Some(8)
-            }
-        );
+        assert_eq!(up, Ipv6Upper { protocol: UDP, offset: 40, is_fragment: true, routing_offset: Some(8) });
         assert_eq!(&ip.payload()[up.offset..up.offset + 2], &[0x03, 0xe8]);
     }
 
     #[test]
     fn walk_no_ext_headers() {
         let up = ipv6_walk_ext_headers(TCP, &[]).unwrap();
-        assert_eq!(
-            up,
-            Ipv6Upper {
-                protocol: TCP,
-                offset: 0,
-                is_fragment: false,
-                routing_offset: None
-            }
-        );
-        assert_eq!(
-            ipv6_walk_ext_headers(IPV6_NONXT, &[1, 2]).unwrap().protocol,
-            IPV6_NONXT
-        );
+        assert_eq!(up, Ipv6Upper { protocol: TCP, offset: 0, is_fragment: false, routing_offset: None });
+        assert_eq!(ipv6_walk_ext_headers(IPV6_NONXT, &[1, 2]).unwrap().protocol, IPV6_NONXT);
         assert_eq!(ipv6_walk_ext_headers(ESP, &[1, 2]).unwrap().offset, 0);
     }
 
@@ -640,10 +605,7 @@ mod tests {
         d[24] = ICMPV6;
         d[25] = 0;
         let up = ipv6_walk_ext_headers(AH, &d).unwrap();
-        assert_eq!(
-            (up.protocol, up.offset, up.routing_offset),
-            (ICMPV6, 32, None)
-        );
+        assert_eq!((up.protocol, up.offset, up.routing_offset), (ICMPV6, 32, None));
         let ah = Ipv6ExtHeader::new_checked_ah(&d[..]).unwrap();
         assert!(ah.is_ah());
         assert_eq!((ah.header_len(), ah.data().len()), (24, 22));
@@ -655,11 +617,7 @@ mod tests {
     fn walk_errors() {
         // Each header cut short.
         for cut in [1, 7, 8, 31, 39] {
-            assert_eq!(
-                ipv6_walk_ext_headers(HOPOPT, &payload()[..cut]),
-                Err(Error::Truncated),
-                "{cut}"
-            );
+            assert_eq!(ipv6_walk_ext_headers(HOPOPT, &payload()[..cut]), Err(Error::Truncated), "{cut}");
         }
         assert_eq!(ipv6_walk_ext_headers(HOPOPT, &[]), Err(Error::Truncated));
         assert_eq!(ipv6_walk_ext_headers(AH, &[6]), Err(Error::Truncated));
@@ -681,48 +639,27 @@ mod tests {
         };
         let up = ipv6_walk_ext_headers(IPV6_OPTS, &chain(MAX_EXT_HEADERS)).unwrap();
         assert_eq!((up.protocol, up.offset), (UDP, 8 * MAX_EXT_HEADERS));
-        assert_eq!(
-            ipv6_walk_ext_headers(IPV6_OPTS, &chain(MAX_EXT_HEADERS + 1)),
-            Err(Error::Malformed)
-        );
+        assert_eq!(ipv6_walk_ext_headers(IPV6_OPTS, &chain(MAX_EXT_HEADERS + 1)), Err(Error::Malformed));
     }
 
     #[test]
     fn views() {
         let hbh = Ipv6ExtHeader::new_checked(payload()).unwrap();
         assert!(!hbh.is_ah());
-        assert_eq!(
-            (hbh.next_header(), hbh.hdr_ext_len(), hbh.header_len()),
-            (IPV6_ROUTE, 0, 8)
-        );
+        assert_eq!((hbh.next_header(), hbh.hdr_ext_len(), hbh.header_len()), (IPV6_ROUTE, 0, 8));
         let opts: Vec<_> = Ipv6OptionIter::new(hbh.data()).collect();
         assert_eq!(opts, vec![Ok((5, &[0u8, 0][..])), Ok((1, &[][..]))]);
         assert_eq!(hbh.to_string(), "IPv6-Ext nh=Routing len=8");
 
         let rh = Ipv6RoutingHeader::new_checked(hbh.payload()).unwrap();
-        assert_eq!(
-            (rh.next_header(), rh.hdr_ext_len(), rh.header_len()),
-            (IPV6_FRAG, 2, 24)
-        );
+        assert_eq!((rh.next_header(), rh.hdr_ext_len(), rh.header_len()), (IPV6_FRAG, 2, 24));
         assert_eq!((rh.routing_type(), rh.segments_left()), (4, 1));
         assert_eq!(rh.data().len(), 20);
-        assert_eq!(
-            rh.data()[4..],
-            "2001:db8::2"
-                .parse::<core::net::Ipv6Addr>()
-                .unwrap()
-                .octets()
-        );
-        assert_eq!(
-            rh.to_string(),
-            "IPv6-Route type=4 segleft=1 nh=Fragment len=24"
-        );
+        assert_eq!(rh.data()[4..], "2001:db8::2".parse::<core::net::Ipv6Addr>().unwrap().octets());
+        assert_eq!(rh.to_string(), "IPv6-Route type=4 segleft=1 nh=Fragment len=24");
 
         let fh = Ipv6FragmentHeader::new_checked(rh.payload()).unwrap();
-        assert_eq!(
-            (fh.next_header(), fh.frag_offset(), fh.more_frags()),
-            (UDP, 0, true)
-        );
+        assert_eq!((fh.next_header(), fh.frag_offset(), fh.more_frags()), (UDP, 0, true));
         assert_eq!(fh.ident(), 0xdead_beef);
         assert_eq!(fh.payload().len(), 12);
         assert_eq!(fh.into_payload(), &EXT_CHAIN[80..]);
@@ -743,12 +680,7 @@ mod tests {
         r.set_hdr_ext_len(2);
         r.set_routing_type(4);
         r.set_segments_left(1);
-        r.data_mut()[4..].copy_from_slice(
-            &"2001:db8::2"
-                .parse::<core::net::Ipv6Addr>()
-                .unwrap()
-                .octets(),
-        );
+        r.data_mut()[4..].copy_from_slice(&"2001:db8::2".parse::<core::net::Ipv6Addr>().unwrap().octets());
         let mut f = Ipv6FragmentHeader::new_unchecked(&mut buf[32..]);
         f.set_next_header(UDP);
         f.set_frag_offset(0);
@@ -764,31 +696,13 @@ mod tests {
 
     #[test]
     fn view_errors() {
-        assert_eq!(
-            Ipv6ExtHeader::new_checked(&[0u8][..]),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            Ipv6ExtHeader::new_checked(&[0u8, 1, 0, 0, 0, 0, 0, 0][..]),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            Ipv6ExtHeader::new_checked_ah(&[0u8, 1, 0, 0, 0, 0, 0, 0][..]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(Ipv6ExtHeader::new_checked(&[0u8][..]), Err(Error::Truncated));
+        assert_eq!(Ipv6ExtHeader::new_checked(&[0u8, 1, 0, 0, 0, 0, 0, 0][..]), Err(Error::Truncated));
+        assert_eq!(Ipv6ExtHeader::new_checked_ah(&[0u8, 1, 0, 0, 0, 0, 0, 0][..]), Err(Error::Truncated));
         assert!(Ipv6ExtHeader::new_checked_ah(&[0u8; 12][..]).is_ok());
-        assert_eq!(
-            Ipv6RoutingHeader::new_checked(&[0u8; 7][..]),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            Ipv6RoutingHeader::new_checked(&payload()[8..31]),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            Ipv6FragmentHeader::new_checked(&[0u8; 7][..]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(Ipv6RoutingHeader::new_checked(&[0u8; 7][..]), Err(Error::Truncated));
+        assert_eq!(Ipv6RoutingHeader::new_checked(&payload()[8..31]), Err(Error::Truncated));
+        assert_eq!(Ipv6FragmentHeader::new_checked(&[0u8; 7][..]), Err(Error::Truncated));
         let bad: Vec<_> = Ipv6OptionIter::new(&[1, 4, 0, 0]).collect();
         assert_eq!(bad, vec![Err(Error::Malformed)]);
         let bad: Vec<_> = Ipv6OptionIter::new(&[0, 1]).collect();

@@ -58,13 +58,12 @@ pub use icmpv6::{icmpv6_type, Icmpv6Packet};
 pub use ipv4::{ipv4_option, Ipv4OptionIter, Ipv4Packet};
 pub use ipv6::Ipv6Packet;
 pub use ipv6_ext::{
-    ipv6_walk_ext_headers, is_ext_header, Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6OptionIter,
-    Ipv6RoutingHeader, Ipv6Upper, MAX_EXT_HEADERS,
+    ipv6_walk_ext_headers, is_ext_header, Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6OptionIter, Ipv6RoutingHeader,
+    Ipv6Upper, MAX_EXT_HEADERS,
 };
 pub use ndp::{
-    emit_neighbor_advert, emit_neighbor_solicit, ndp_flags, ndp_option, solicited_node,
-    NdpNeighborAdvert, NdpNeighborSolicit, NdpOption, NdpOptionIter, NdpRouterAdvert,
-    NdpRouterSolicit,
+    emit_neighbor_advert, emit_neighbor_solicit, ndp_flags, ndp_option, solicited_node, NdpNeighborAdvert,
+    NdpNeighborSolicit, NdpOption, NdpOptionIter, NdpRouterAdvert, NdpRouterSolicit,
 };
 pub use tcp::{tcp_flags, tcp_option, SackBlocks, TcpOption, TcpOptionIter, TcpPacket};
 pub use udp::UdpPacket;

@@ -40,9 +40,7 @@ pub mod ndp_option {
 /// low 24 bits of `addr` (RFC 4291 section 2.7.1).
 pub fn solicited_node(addr: &Ipv6Addr) -> Ipv6Addr {
     let o = addr.octets();
-    Ipv6Addr::from([
-        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, o[13], o[14], o[15],
-    ])
+    Ipv6Addr::from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, o[13], o[14], o[15]])
 }
 
 /// One parsed NDP option.
@@ -97,12 +95,8 @@ impl<'a> NdpOptionIter<'a> {
     fn parse(kind: u8, opt: &'a [u8]) -> Result<NdpOption<'a>> {
         let len = opt.len();
         Ok(match kind {
-            ndp_option::SOURCE_LL if len == 8 => {
-                NdpOption::SourceLinkLayer(MacAddr(read_array(opt, 2)))
-            }
-            ndp_option::TARGET_LL if len == 8 => {
-                NdpOption::TargetLinkLayer(MacAddr(read_array(opt, 2)))
-            }
+            ndp_option::SOURCE_LL if len == 8 => NdpOption::SourceLinkLayer(MacAddr(read_array(opt, 2))),
+            ndp_option::TARGET_LL if len == 8 => NdpOption::TargetLinkLayer(MacAddr(read_array(opt, 2))),
             ndp_option::MTU if len == 8 => NdpOption::Mtu(read_u32(opt, 4)),
             ndp_option::PREFIX_INFO if len == 32 => NdpOption::PrefixInfo {
                 prefix_len: opt[2],
@@ -113,10 +107,7 @@ impl<'a> NdpOptionIter<'a> {
                 prefix: Ipv6Addr::from(read_array::<16>(opt, 16)),
             },
             ndp_option::MTU | ndp_option::PREFIX_INFO => return Err(Error::Malformed),
-            _ => NdpOption::Other {
-                kind,
-                data: &opt[2..],
-            },
+            _ => NdpOption::Other { kind, data: &opt[2..] },
         })
     }
 }
@@ -271,13 +262,11 @@ ndp_view!(
 /// First link-layer address option of `kind` in `options`, ignoring
 /// malformed tails (for display only).
 fn find_ll(options: &[u8], kind: u8) -> Option<MacAddr> {
-    NdpOptionIter::new(options)
-        .map_while(|o| o.ok())
-        .find_map(|o| match o {
-            NdpOption::SourceLinkLayer(m) if kind == ndp_option::SOURCE_LL => Some(m),
-            NdpOption::TargetLinkLayer(m) if kind == ndp_option::TARGET_LL => Some(m),
-            _ => None,
-        })
+    NdpOptionIter::new(options).map_while(|o| o.ok()).find_map(|o| match o {
+        NdpOption::SourceLinkLayer(m) if kind == ndp_option::SOURCE_LL => Some(m),
+        NdpOption::TargetLinkLayer(m) if kind == ndp_option::TARGET_LL => Some(m),
+        _ => None,
+    })
 }
 
 impl<T: AsRef<[u8]>> NdpNeighborSolicit<T> {
@@ -354,16 +343,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> NdpNeighborAdvert<T> {
 
 impl<T: AsRef<[u8]>> fmt::Display for NdpNeighborAdvert<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "NDP neighbor advert target={} flags=",
-            self.target_addr()
-        )?;
-        for (on, c) in [
-            (self.router(), 'R'),
-            (self.solicited(), 'S'),
-            (self.override_(), 'O'),
-        ] {
+        write!(f, "NDP neighbor advert target={} flags=", self.target_addr())?;
+        for (on, c) in [(self.router(), 'R'), (self.solicited(), 'S'), (self.override_(), 'O')] {
             if on {
                 write!(f, "{c}")?;
             }
@@ -529,29 +510,24 @@ mod tests {
 
     // NS from 2001:db8::1 to ff02::1:ff00:2 for 2001:db8::2, SLLA ...:01.
     const NS: [u8; 32] = [
-        0x87, 0x00, 0x1c, 0x27, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00,
-        0x00, 0x01,
+        0x87, 0x00, 0x1c, 0x27, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
     ];
     // Solicited+override NA from 2001:db8::2 to 2001:db8::1, TLLA ...:02.
     const NA: [u8; 32] = [
-        0x88, 0x00, 0x8a, 0x71, 0x60, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x01, 0x02, 0x00, 0x00, 0x00,
-        0x00, 0x02,
+        0x88, 0x00, 0x8a, 0x71, 0x60, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02,
     ];
     // RS from fe80::2 to ff02::2 with SLLA ...:02.
-    const RS: [u8; 16] = [
-        0x85, 0x00, 0x7a, 0x2a, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00,
-        0x02,
-    ];
+    const RS: [u8; 16] =
+        [0x85, 0x00, 0x7a, 0x2a, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
     // RA from fe80::1 to ff02::1: hlim 64, lifetime 1800, SLLA, MTU 1500,
     // prefix 2001:db8::/64 L+A valid 30d preferred 7d.
     const RA: [u8; 64] = [
-        0x86, 0x00, 0xed, 0xe9, 0x40, 0x00, 0x07, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00,
-        0x05, 0xdc, 0x03, 0x04, 0x40, 0xc0, 0x00, 0x27, 0x8d, 0x00, 0x00, 0x09, 0x3a, 0x80, 0x00,
-        0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00,
+        0x86, 0x00, 0xed, 0xe9, 0x40, 0x00, 0x07, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01,
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00, 0x05, 0xdc, 0x03, 0x04, 0x40, 0xc0,
+        0x00, 0x27, 0x8d, 0x00, 0x00, 0x09, 0x3a, 0x80, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ];
     const MAC1: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
     const MAC2: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
@@ -568,10 +544,7 @@ mod tests {
         assert!(p.verify_checksum(&a("2001:db8::1"), &a("ff02::1:ff00:2")));
         let opts: Vec<_> = p.option_iter().collect();
         assert_eq!(opts, vec![Ok(NdpOption::SourceLinkLayer(MAC1))]);
-        assert_eq!(
-            p.to_string(),
-            "NDP neighbor solicit target=2001:db8::2 slla=02:00:00:00:00:01"
-        );
+        assert_eq!(p.to_string(), "NDP neighbor solicit target=2001:db8::2 slla=02:00:00:00:00:01");
     }
 
     #[test]
@@ -583,10 +556,7 @@ mod tests {
         assert!(p.verify_checksum(&a("2001:db8::2"), &a("2001:db8::1")));
         let opts: Vec<_> = p.option_iter().collect();
         assert_eq!(opts, vec![Ok(NdpOption::TargetLinkLayer(MAC2))]);
-        assert_eq!(
-            p.to_string(),
-            "NDP neighbor advert target=2001:db8::2 flags=SO tlla=02:00:00:00:00:02"
-        );
+        assert_eq!(p.to_string(), "NDP neighbor advert target=2001:db8::2 flags=SO tlla=02:00:00:00:00:02");
     }
 
     #[test]
@@ -597,18 +567,8 @@ mod tests {
 
         let ra = NdpRouterAdvert::new_checked(&RA[..]).unwrap();
         assert!(ra.verify_checksum(&a("fe80::1"), &a("ff02::1")));
-        assert_eq!(
-            (ra.cur_hop_limit(), ra.managed(), ra.other_config()),
-            (64, false, false)
-        );
-        assert_eq!(
-            (
-                ra.router_lifetime(),
-                ra.reachable_time(),
-                ra.retrans_timer()
-            ),
-            (1800, 0, 0)
-        );
+        assert_eq!((ra.cur_hop_limit(), ra.managed(), ra.other_config()), (64, false, false));
+        assert_eq!((ra.router_lifetime(), ra.reachable_time(), ra.retrans_timer()), (1800, 0, 0));
         let opts: Vec<_> = ra.option_iter().collect();
         assert_eq!(
             opts,
@@ -625,22 +585,13 @@ mod tests {
                 }),
             ]
         );
-        assert_eq!(
-            ra.to_string(),
-            "NDP router advert hlim=64 lifetime=1800 reachable=0 retrans=0"
-        );
+        assert_eq!(ra.to_string(), "NDP router advert hlim=64 lifetime=1800 reachable=0 retrans=0");
     }
 
     #[test]
     fn emit_ns_na() {
         let mut buf = [0u8; 40];
-        let n = emit_neighbor_solicit(
-            &mut buf,
-            &a("2001:db8::1"),
-            &a("ff02::1:ff00:2"),
-            &a("2001:db8::2"),
-            Some(MAC1),
-        );
+        let n = emit_neighbor_solicit(&mut buf, &a("2001:db8::1"), &a("ff02::1:ff00:2"), &a("2001:db8::2"), Some(MAC1));
         assert_eq!(n, Ok(32));
         assert_eq!(buf[..32], NS);
         let n = emit_neighbor_advert(
@@ -655,22 +606,13 @@ mod tests {
         assert_eq!(buf[..32], NA);
         // DAD-style NS without the option.
         let (s, d) = (Ipv6Addr::UNSPECIFIED, solicited_node(&a("2001:db8::2")));
-        assert_eq!(
-            emit_neighbor_solicit(&mut buf, &s, &d, &a("2001:db8::2"), None),
-            Ok(24)
-        );
+        assert_eq!(emit_neighbor_solicit(&mut buf, &s, &d, &a("2001:db8::2"), None), Ok(24));
         let p = NdpNeighborSolicit::new_checked(&buf[..24]).unwrap();
         assert!(p.verify_checksum(&s, &d) && p.options().is_empty());
         assert_eq!(p.to_string(), "NDP neighbor solicit target=2001:db8::2");
         assert_eq!(emit_neighbor_advert(&mut buf, &s, &d, &s, 0, None), Ok(24));
-        assert_eq!(
-            emit_neighbor_solicit(&mut buf[..31], &s, &d, &s, Some(MAC1)),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            emit_neighbor_advert(&mut buf[..23], &s, &d, &s, 0, None),
-            Err(Error::Truncated)
-        );
+        assert_eq!(emit_neighbor_solicit(&mut buf[..31], &s, &d, &s, Some(MAC1)), Err(Error::Truncated));
+        assert_eq!(emit_neighbor_advert(&mut buf[..23], &s, &d, &s, 0, None), Err(Error::Truncated));
     }
 
     #[test]
@@ -701,37 +643,19 @@ mod tests {
         ra.set_reachable_time(30_000);
         ra.set_retrans_timer(1000);
         assert!(ra.managed() && ra.other_config());
-        assert_eq!(
-            ra.to_string(),
-            "NDP router advert hlim=64 lifetime=1800 reachable=30000 retrans=1000 M O"
-        );
+        assert_eq!(ra.to_string(), "NDP router advert hlim=64 lifetime=1800 reachable=30000 retrans=1000 M O");
         assert_eq!(ra.into_inner()[4..8], [64, 0xc0, 0x07, 0x08]);
     }
 
     #[test]
     fn view_errors() {
-        assert_eq!(
-            NdpNeighborSolicit::new_checked(&NS[..23]),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            NdpNeighborSolicit::new_checked(&NA[..]),
-            Err(Error::Malformed)
-        );
+        assert_eq!(NdpNeighborSolicit::new_checked(&NS[..23]), Err(Error::Truncated));
+        assert_eq!(NdpNeighborSolicit::new_checked(&NA[..]), Err(Error::Malformed));
         let mut b = NA;
         b[1] = 1; // nonzero code
-        assert_eq!(
-            NdpNeighborAdvert::new_checked(&b[..]),
-            Err(Error::Malformed)
-        );
-        assert_eq!(
-            NdpRouterSolicit::new_checked(&RS[..7]),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            NdpRouterAdvert::new_checked(&RA[..15]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(NdpNeighborAdvert::new_checked(&b[..]), Err(Error::Malformed));
+        assert_eq!(NdpRouterSolicit::new_checked(&RS[..7]), Err(Error::Truncated));
+        assert_eq!(NdpRouterAdvert::new_checked(&RA[..15]), Err(Error::Truncated));
         assert_eq!(NdpRouterAdvert::new_checked(&RS[..]), Err(Error::Malformed));
     }
 
@@ -746,49 +670,32 @@ mod tests {
         // Runs past the end.
         assert_eq!(walk(&[1, 2, 0, 0, 0, 0, 0, 0]), vec![Err(Error::Malformed)]);
         // Wrong lengths for fixed-size options.
-        assert_eq!(
-            walk(&[5, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-            vec![Err(Error::Malformed)]
-        );
+        assert_eq!(walk(&[5, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), vec![Err(Error::Malformed)]);
         assert_eq!(walk(&RA[32..40]), vec![Err(Error::Malformed)]);
         // A good option, then garbage: one Ok, one Err, then done.
         let mut d = [0u8; 12];
         d[..8].copy_from_slice(&RA[24..32]);
         d[8] = 9;
-        assert_eq!(
-            walk(&d),
-            vec![Ok(NdpOption::Mtu(1500)), Err(Error::Malformed)]
-        );
+        assert_eq!(walk(&d), vec![Ok(NdpOption::Mtu(1500)), Err(Error::Malformed)]);
     }
 
     #[test]
     fn other_options() {
         // Long (non-Ethernet) SLLA and an unknown type come back as Other.
-        let d = [
-            1u8, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 25, 1, 0, 0, 0, 0, 0, 7,
-        ];
+        let d = [1u8, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 25, 1, 0, 0, 0, 0, 0, 7];
         let got: Vec<_> = NdpOptionIter::new(&d).collect();
         assert_eq!(
             got,
             vec![
-                Ok(NdpOption::Other {
-                    kind: 1,
-                    data: &d[2..16]
-                }),
-                Ok(NdpOption::Other {
-                    kind: 25,
-                    data: &[0, 0, 0, 0, 0, 7]
-                }),
+                Ok(NdpOption::Other { kind: 1, data: &d[2..16] }),
+                Ok(NdpOption::Other { kind: 25, data: &[0, 0, 0, 0, 0, 7] }),
             ]
         );
     }
 
     #[test]
     fn solicited_node_group() {
-        assert_eq!(
-            solicited_node(&a("2001:db8::1:2345:6789")),
-            a("ff02::1:ff45:6789")
-        );
+        assert_eq!(solicited_node(&a("2001:db8::1:2345:6789")), a("ff02::1:ff45:6789"));
         assert_eq!(
             MacAddr::from_ipv6_multicast(&solicited_node(&a("2001:db8::2"))),
             MacAddr([0x33, 0x33, 0xff, 0, 0, 2])

@@ -220,23 +220,13 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// True if the checksum verifies over IPv4.
     #[inline]
     pub fn verify_checksum_v4(&self, src: &Ipv4Addr, dst: &Ipv4Addr) -> bool {
-        self.folded(checksum::pseudo_header_v4(
-            src,
-            dst,
-            ip_protocol::TCP,
-            self.seg_len(),
-        )) == 0xffff
+        self.folded(checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, self.seg_len())) == 0xffff
     }
 
     /// True if the checksum verifies over IPv6.
     #[inline]
     pub fn verify_checksum_v6(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
-        self.folded(checksum::pseudo_header_v6(
-            src,
-            dst,
-            ip_protocol::TCP,
-            self.seg_len(),
-        )) == 0xffff
+        self.folded(checksum::pseudo_header_v6(src, dst, ip_protocol::TCP, self.seg_len())) == 0xffff
     }
 }
 
@@ -465,9 +455,7 @@ impl<'a> SackBlocks<'a> {
     /// All blocks in order.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + 'a {
-        self.data
-            .chunks_exact(8)
-            .map(|b| (read_u32(b, 0), read_u32(b, 4)))
+        self.data.chunks_exact(8).map(|b| (read_u32(b, 0), read_u32(b, 4)))
     }
 }
 
@@ -524,13 +512,8 @@ impl<'a> TcpOptionIter<'a> {
             (WINDOW_SCALE, 1) => TcpOption::WindowScale(body[0]),
             (SACK_PERMITTED, 0) => TcpOption::SackPermitted,
             (SACK, n) if n > 0 && n % 8 == 0 => TcpOption::Sack(SackBlocks { data: body }),
-            (TIMESTAMPS, 8) => TcpOption::Timestamps {
-                tsval: read_u32(body, 0),
-                tsecr: read_u32(body, 4),
-            },
-            (MSS | WINDOW_SCALE | SACK_PERMITTED | SACK | TIMESTAMPS, _) => {
-                return Err(Error::Malformed)
-            }
+            (TIMESTAMPS, 8) => TcpOption::Timestamps { tsval: read_u32(body, 0), tsecr: read_u32(body, 4) },
+            (MSS | WINDOW_SCALE | SACK_PERMITTED | SACK | TIMESTAMPS, _) => return Err(Error::Malformed),
             _ => TcpOption::Unknown { kind, data: body },
         })
     }
@@ -576,18 +559,17 @@ mod tests {
     // Linux-style SYN 10.0.0.1:40000 > 10.0.0.2:80 with MSS 1460,
     // SACK-permitted, timestamps, NOP, window scale 7.
     const SYN: [u8; 40] = [
-        0x9c, 0x40, 0x00, 0x50, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa,
-        0xf0, 0x51, 0x8e, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01,
-        0xe2, 0x40, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x07,
+        0x9c, 0x40, 0x00, 0x50, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa, 0xf0, 0x51, 0x8e,
+        0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01, 0xe2, 0x40, 0x00, 0x00, 0x00, 0x00,
+        0x01, 0x03, 0x03, 0x07,
     ];
     // PSH+ACK 2001:db8::2:80 > 2001:db8::1:40000 with timestamps and two
     // SACK blocks, payload "HTTP/1.0 200 OK\r\n".
     const ACK6: [u8; 69] = [
-        0x00, 0x50, 0x9c, 0x40, 0xab, 0xcd, 0xef, 0x01, 0x12, 0x34, 0x56, 0x79, 0xd0, 0x18, 0x01,
-        0xf6, 0xb7, 0x87, 0x00, 0x00, 0x01, 0x01, 0x08, 0x0a, 0x00, 0x00, 0x03, 0xe8, 0x00, 0x00,
-        0x07, 0xd0, 0x01, 0x01, 0x05, 0x12, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00,
-        0x00, 0x30, 0x00, 0x00, 0x00, 0x40, 0x00, 0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e, 0x30,
-        0x20, 0x32, 0x30, 0x30, 0x20, 0x4f, 0x4b, 0x0d, 0x0a,
+        0x00, 0x50, 0x9c, 0x40, 0xab, 0xcd, 0xef, 0x01, 0x12, 0x34, 0x56, 0x79, 0xd0, 0x18, 0x01, 0xf6, 0xb7, 0x87,
+        0x00, 0x00, 0x01, 0x01, 0x08, 0x0a, 0x00, 0x00, 0x03, 0xe8, 0x00, 0x00, 0x07, 0xd0, 0x01, 0x01, 0x05, 0x12,
+        0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x30, 0x00, 0x00, 0x00, 0x40, 0x00, 0x48, 0x54,
+        0x54, 0x50, 0x2f, 0x31, 0x2e, 0x30, 0x20, 0x32, 0x30, 0x30, 0x20, 0x4f, 0x4b, 0x0d, 0x0a,
     ];
     const S4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const D4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -600,17 +582,11 @@ mod tests {
     fn parse_syn() {
         let p = TcpPacket::new_checked(&SYN[..]).unwrap();
         assert_eq!((p.src_port(), p.dst_port()), (40000, 80));
-        assert_eq!(
-            (p.seq_number(), p.ack_number(), p.header_len()),
-            (0x1234_5678, 0, 40)
-        );
+        assert_eq!((p.seq_number(), p.ack_number(), p.header_len()), (0x1234_5678, 0, 40));
         assert_eq!(p.flags(), tcp_flags::SYN);
         assert!(p.syn() && !p.ack() && !p.fin() && !p.rst() && !p.psh());
         assert!(!p.urg() && !p.ece() && !p.cwr());
-        assert_eq!(
-            (p.window_len(), p.checksum(), p.urgent_at()),
-            (64240, 0x518e, 0)
-        );
+        assert_eq!((p.window_len(), p.checksum(), p.urgent_at()), (64240, 0x518e, 0));
         assert!(p.payload().is_empty());
         assert!(p.verify_checksum_v4(&S4, &D4));
         assert!(!p.verify_checksum_v4(&S4, &Ipv4Addr::new(10, 0, 0, 3)));
@@ -620,18 +596,12 @@ mod tests {
             vec![
                 Ok(TcpOption::MaxSegmentSize(1460)),
                 Ok(TcpOption::SackPermitted),
-                Ok(TcpOption::Timestamps {
-                    tsval: 123_456,
-                    tsecr: 0
-                }),
+                Ok(TcpOption::Timestamps { tsval: 123_456, tsecr: 0 }),
                 Ok(TcpOption::NoOperation),
                 Ok(TcpOption::WindowScale(7)),
             ]
         );
-        assert_eq!(
-            p.to_string(),
-            "TCP 40000 > 80 [SYN] seq=305419896 win=64240 len=0"
-        );
+        assert_eq!(p.to_string(), "TCP 40000 > 80 [SYN] seq=305419896 win=64240 len=0");
     }
 
     #[test]
@@ -645,29 +615,12 @@ mod tests {
         assert!(!p.verify_checksum_v6(&a6("2001:db8::2"), &a6("2001:db8::3")));
         let opts: Vec<_> = p.option_iter().map(|o| o.unwrap()).collect();
         assert_eq!(opts.len(), 6);
-        assert_eq!(
-            opts[2],
-            TcpOption::Timestamps {
-                tsval: 1000,
-                tsecr: 2000
-            }
-        );
-        let TcpOption::Sack(blocks) = opts[5] else {
-            panic!("{:?}", opts[5])
-        };
+        assert_eq!(opts[2], TcpOption::Timestamps { tsval: 1000, tsecr: 2000 });
+        let TcpOption::Sack(blocks) = opts[5] else { panic!("{:?}", opts[5]) };
         assert_eq!((blocks.len(), blocks.is_empty()), (2, false));
-        assert_eq!(
-            blocks.iter().collect::<Vec<_>>(),
-            vec![(0x1000, 0x2000), (0x3000, 0x4000)]
-        );
-        assert_eq!(
-            (blocks.get(1), blocks.get(2)),
-            (Some((0x3000, 0x4000)), None)
-        );
-        assert_eq!(
-            p.to_string(),
-            "TCP 80 > 40000 [PSH,ACK] seq=2882400001 ack=305419897 win=502 len=17"
-        );
+        assert_eq!(blocks.iter().collect::<Vec<_>>(), vec![(0x1000, 0x2000), (0x3000, 0x4000)]);
+        assert_eq!((blocks.get(1), blocks.get(2)), (Some((0x3000, 0x4000)), None));
+        assert_eq!(p.to_string(), "TCP 80 > 40000 [PSH,ACK] seq=2882400001 ack=305419897 win=502 len=17");
     }
 
     #[test]
@@ -740,24 +693,9 @@ mod tests {
             TcpOptionIter::new(d).collect()
         }
         // EOL ends the walk even with bytes after it.
-        assert_eq!(
-            walk(&[1, 0, 2, 4]),
-            vec![Ok(TcpOption::NoOperation), Ok(TcpOption::EndOfList)]
-        );
-        assert_eq!(
-            walk(&[30, 3, 9]),
-            vec![Ok(TcpOption::Unknown {
-                kind: 30,
-                data: &[9]
-            })]
-        );
-        assert_eq!(
-            walk(&[30, 2]),
-            vec![Ok(TcpOption::Unknown {
-                kind: 30,
-                data: &[]
-            })]
-        );
+        assert_eq!(walk(&[1, 0, 2, 4]), vec![Ok(TcpOption::NoOperation), Ok(TcpOption::EndOfList)]);
+        assert_eq!(walk(&[30, 3, 9]), vec![Ok(TcpOption::Unknown { kind: 30, data: &[9] })]);
+        assert_eq!(walk(&[30, 2]), vec![Ok(TcpOption::Unknown { kind: 30, data: &[] })]);
         for bad in [
             &[2u8][..],          // missing length
             &[30, 1],            // length < 2

@@ -171,23 +171,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Fills the checksum for IPv4.
     #[inline]
     pub fn fill_checksum_v4(&mut self, src: &Ipv4Addr, dst: &Ipv4Addr) {
-        self.fill(checksum::pseudo_header_v4(
-            src,
-            dst,
-            ip_protocol::UDP,
-            u32::from(self.len()),
-        ));
+        self.fill(checksum::pseudo_header_v4(src, dst, ip_protocol::UDP, u32::from(self.len())));
     }
 
     /// Fills the checksum for IPv6.
     #[inline]
     pub fn fill_checksum_v6(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr) {
-        self.fill(checksum::pseudo_header_v6(
-            src,
-            dst,
-            ip_protocol::UDP,
-            u32::from(self.len()),
-        ));
+        self.fill(checksum::pseudo_header_v6(src, dst, ip_protocol::UDP, u32::from(self.len())));
     }
 }
 
@@ -205,13 +195,7 @@ impl<'a> UdpPacket<&'a [u8]> {
 
 impl<T: AsRef<[u8]>> fmt::Display for UdpPacket<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "UDP {} > {} len={}",
-            self.src_port(),
-            self.dst_port(),
-            self.payload().len()
-        )
+        write!(f, "UDP {} > {} len={}", self.src_port(), self.dst_port(), self.payload().len())
     }
 }
 
@@ -221,14 +205,12 @@ mod tests {
 
     // DNS query 10.0.0.1:54321 > 10.0.0.2:53 (the UDP part).
     const UDP4: [u8; 37] = [
-        0xd4, 0x31, 0x00, 0x35, 0x00, 0x25, 0x9b, 0xff, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x03, 0x63,
-        0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00, 0x01,
+        0xd4, 0x31, 0x00, 0x35, 0x00, 0x25, 0x9b, 0xff, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00,
+        0x01,
     ];
     // 2001:db8::1:5353 > 2001:db8::2:53, odd-length payload "\x12\x34hello".
-    const UDP6: [u8; 15] = [
-        0x14, 0xe9, 0x00, 0x35, 0x00, 0x0f, 0x39, 0x37, 0x12, 0x34, 0x68, 0x65, 0x6c, 0x6c, 0x6f,
-    ];
+    const UDP6: [u8; 15] = [0x14, 0xe9, 0x00, 0x35, 0x00, 0x0f, 0x39, 0x37, 0x12, 0x34, 0x68, 0x65, 0x6c, 0x6c, 0x6f];
     const S4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const D4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
@@ -239,10 +221,7 @@ mod tests {
     #[test]
     fn parse_v4() {
         let p = UdpPacket::new_checked(&UDP4[..]).unwrap();
-        assert_eq!(
-            (p.src_port(), p.dst_port(), p.len(), p.checksum()),
-            (54321, 53, 37, 0x9bff)
-        );
+        assert_eq!((p.src_port(), p.dst_port(), p.len(), p.checksum()), (54321, 53, 37, 0x9bff));
         assert_eq!(p.payload(), &UDP4[8..]);
         assert_eq!(p.into_payload(), &UDP4[8..]);
         assert!(!p.is_empty());

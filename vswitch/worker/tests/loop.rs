@@ -9,8 +9,8 @@ use std::time::Duration;
 use vswitch_nodes::{standard_graph, IfMode, Interface, Tables, WorkerShared};
 use vswitch_packet::{BufferPool, BufferPoolConfig};
 use vswitch_port::pg::{PgRx, PgTx};
-use vswitch_worker::{IdleMode, Worker};
 use vswitch_wire::MacAddr;
+use vswitch_worker::{IdleMode, Worker};
 
 fn tables(peer_of_0: u32) -> Tables {
     let mut t = Tables::default();
