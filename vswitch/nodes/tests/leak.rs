@@ -240,10 +240,10 @@ fn millions_of_packets_through_every_path_and_no_buffer_leaks() {
             sent += v.len() as u64;
         }
         rounds += 1;
-        if rounds % 16 == 0 {
+        if rounds.is_multiple_of(16) {
             h.drain_all();
         }
-        if rounds % 64 == 0 {
+        if rounds.is_multiple_of(64) {
             let tables = h.tables.clone();
             housekeeping(&mut h.graph, &mut h.bufs, &tables, &h.shared, clock::now());
             h.shared.punt.drain(&mut h.bufs, |_, _, _| {});

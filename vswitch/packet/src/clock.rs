@@ -26,7 +26,7 @@ pub fn ticks_per_second() -> u64 {
         let (t0, c0) = (Instant::now(), now());
         std::thread::sleep(Duration::from_millis(50));
         let (t1, c1) = (Instant::now(), now());
-        let ns = (t1 - t0).as_nanos().max(1) as u128;
+        let ns = (t1 - t0).as_nanos().max(1);
         ((c1 - c0) as u128 * 1_000_000_000 / ns) as u64
     })
 }
