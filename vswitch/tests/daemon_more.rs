@@ -1,0 +1,129 @@
+//! More of the daemon end to end, as root: pods on veth pairs read by the
+//! AF_PACKET backend, and IPv6 routing between tap pods (ND both ways).
+
+mod common;
+
+use common::{sh, tag, Daemon, Netns, TempDir};
+use std::process::Command;
+use std::time::Duration;
+
+fn interface<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    j["interfaces"]
+        .as_array()
+        .expect("interfaces is a list")
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no interface {name} in {j}"))
+}
+
+/// A veth pair: `host` in the root namespace (up, offloads off), `pod`
+/// moved into `ns`. Deleting the host end on drop deletes both.
+struct Veth {
+    host: String,
+}
+
+impl Veth {
+    fn new(host: &str, pod: &str, ns: &Netns) -> Veth {
+        let _ = Command::new("ip").args(["link", "del", host]).output();
+        let q = "numtxqueues 1 numrxqueues 1";
+        let add = format!("ip link add {host} {q} type veth peer name {pod} {q}");
+        sh(&add.split_whitespace().collect::<Vec<_>>());
+        let v = Veth { host: host.to_string() };
+        sh(&["ip", "link", "set", pod, "netns", &ns.name]);
+        // Frames larger than the backend's buffers are dropped by it:
+        // keep the kernel from building them (it does not matter for ping).
+        let ethtool = Command::new("ethtool").args(["-K", host, "tso", "off", "gso", "off", "tx", "off"]).output();
+        if !matches!(ethtool, Ok(ref o) if o.status.success()) {
+            let _ = Command::new("ip").args(["link", "set", host, "gso_max_size", "1500"]).output();
+            let _ = Command::new("ip").args(["link", "set", host, "gro_max_size", "1500"]).output();
+        }
+        sh(&["ip", "link", "set", host, "up"]);
+        v
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host]).output();
+    }
+}
+
+#[test]
+fn pods_on_veth_with_af_packet_ping_through_a_bridge() {
+    let id = tag("ap");
+    let a = Netns::new(format!("vsw-{id}-a"));
+    let b = Netns::new(format!("vsw-{id}-b"));
+    let va = Veth::new(&format!("{id}ha"), &format!("{id}pa"), &a);
+    let vb = Veth::new(&format!("{id}hb"), &format!("{id}pb"), &b);
+    a.addr(&format!("{id}pa"), "10.79.0.1/24");
+    b.addr(&format!("{id}pb"), "10.79.0.2/24");
+    let config = format!(
+        "bridge_domains: [{{ id: 1 }}]
+interfaces:
+  - {{ name: pod-a, type: af-packet, host_ifname: {}, bridge: {{ domain: 1 }} }}
+  - {{ name: pod-b, type: af-packet, host_ifname: {}, bridge: {{ domain: 1 }} }}
+",
+        va.host, vb.host
+    );
+    let dir = TempDir::new(&id);
+    let d = Daemon::start(&dir.0, Some(&config), &[]);
+
+    let before = d.show_json(&["interfaces"]);
+    a.ping("10.79.0.2", 3, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    b.ping("10.79.0.1", 3, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    let after = d.show_json(&["interfaces"]);
+    for name in ["pod-a", "pod-b"] {
+        let (b, a) = (interface(&before, name), interface(&after, name));
+        for c in ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes"] {
+            assert!(a[c].as_u64().unwrap() >= b[c].as_u64().unwrap() + 3, "{name} {c}: {b} -> {a}");
+        }
+        assert_eq!(a["type"], "af-packet", "{a}");
+    }
+    let l2 = d.show_json(&["l2fib"]);
+    let on: Vec<&str> = l2["l2fib"].as_array().unwrap().iter().map(|e| e["interface"].as_str().unwrap()).collect();
+    assert!(on.contains(&"pod-a") && on.contains(&"pod-b"), "{l2}");
+    drop(d);
+    drop((va, vb));
+}
+
+#[test]
+fn pods_ping_over_ipv6_through_vswitch_routing() {
+    let id = tag("v6");
+    let a = Netns::new(format!("vsw-{id}-a"));
+    let b = Netns::new(format!("vsw-{id}-b"));
+    let (tap_a, tap_b) = (format!("{id}a"), format!("{id}b"));
+    let config = format!(
+        "interfaces:
+  - {{ name: pod-a, type: tap, host_ifname: {tap_a}, netns: {}, l3: {{ addresses: [fd00:79:1::1/64] }} }}
+  - {{ name: pod-b, type: tap, host_ifname: {tap_b}, netns: {}, l3: {{ addresses: [fd00:79:2::1/64] }} }}
+",
+        a.name, b.name
+    );
+    let dir = TempDir::new(&id);
+    let d = Daemon::start(&dir.0, Some(&config), &[]);
+    assert!(a.wait_link(&tap_a, Duration::from_secs(5)), "tap {tap_a} not in {}", a.name);
+    assert!(b.wait_link(&tap_b, Duration::from_secs(5)), "tap {tap_b} not in {}", b.name);
+    a.ip(&["-6", "addr", "add", "fd00:79:1::2/64", "dev", &tap_a, "nodad"]);
+    b.ip(&["-6", "addr", "add", "fd00:79:2::2/64", "dev", &tap_b, "nodad"]);
+    a.ip(&["link", "set", &tap_a, "up"]);
+    b.ip(&["link", "set", &tap_b, "up"]);
+    a.ip(&["-6", "route", "add", "default", "via", "fd00:79:1::1", "dev", &tap_a]);
+    b.ip(&["-6", "route", "add", "default", "via", "fd00:79:2::1", "dev", &tap_b]);
+
+    // vswitch answers ND and echo for its own address, then routes.
+    a.ping("fd00:79:1::1", 2, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    a.ping("fd00:79:2::2", 3, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    b.ping("fd00:79:1::2", 2, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+
+    // The pod's neighbor table holds vswitch's MAC for the gateway.
+    let mac = interface(&d.show_json(&["interfaces"]), "pod-a")["mac"].as_str().unwrap().to_string();
+    let neigh = a.ip(&["-6", "neigh", "show", "fd00:79:1::1"]);
+    assert!(neigh.contains(&mac), "gateway resolved to {mac}: {neigh}");
+
+    let neighbors = d.show_json(&["neighbors"]);
+    let learned: Vec<&str> =
+        neighbors["neighbors"].as_array().unwrap().iter().map(|n| n["ip"].as_str().unwrap()).collect();
+    assert!(learned.contains(&"fd00:79:1::2") && learned.contains(&"fd00:79:2::2"), "{neighbors}");
+    let text = d.ctl_ok(&["show", "neighbors"]);
+    assert!(text.contains("fd00:79:1::2") && text.contains("fd00:79:2::2"), "{text}");
+}
