@@ -58,34 +58,6 @@ impl<S> Node<S> for ErrorDrop {
     }
 }
 
-/// A node known only by name that transmits everything it gets on one
-/// port: a stand-in where a test graph stops short of the real next node.
-struct Sink {
-    name: &'static str,
-    port: u32,
-}
-
-impl<S> DynNode<S> for Sink {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn next_names(&self) -> &'static [&'static str] {
-        &[]
-    }
-    fn error_names(&self) -> &'static [&'static str] {
-        &[]
-    }
-    fn process_raw(&mut self, raw: RawCx<'_, S>, vector: &[PacketId]) {
-        match raw.core.tx.get_mut(self.port as usize) {
-            Some(q) => q.extend_from_slice(vector),
-            None => raw.bufs.free_bulk(vector),
-        }
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
 /// Runtime counters of one node on one worker (VPP `show runtime`).
 #[derive(Default, Debug)]
 pub struct NodeStats {
@@ -243,13 +215,6 @@ impl<S: 'static> GraphBuilder<S> {
     /// Adds a node, type-erased.
     pub fn boxed(mut self, node: Box<dyn DynNode<S>>) -> Self {
         self.nodes.push(node);
-        self
-    }
-
-    /// Adds a node named `name` that queues everything it receives on
-    /// transmit queue `port`: for tests that stop a graph at a boundary.
-    pub fn sink(mut self, name: &'static str, port: u32) -> Self {
-        self.nodes.push(Box::new(Sink { name, port }));
         self
     }
 
