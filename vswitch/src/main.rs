@@ -214,6 +214,7 @@ async fn serve(daemon: Arc<Daemon>, socket: &std::path::Path, metrics: Option<So
 }
 
 fn maintenance(d: &Daemon) {
+    follow_links(d);
     {
         let mut c = d.fib.control();
         c.reclaim();
@@ -226,6 +227,21 @@ fn maintenance(d: &Daemon) {
     for bd in snapshot.bridge_domains.iter().flatten() {
         if bd.config.mac_age_secs != 0 {
             bd.macs.age(bd.macs.now());
+        }
+    }
+}
+
+/// Interfaces follow their kernel devices: a port whose device goes down
+/// (or away) is down in the data path, and takes the device's MTU when
+/// its configuration sets none.
+fn follow_links(d: &Daemon) {
+    let mut guard = d.control();
+    let c = &mut *guard;
+    for (port, link) in c.ports.links() {
+        let before = c.controller.link(port);
+        if c.controller.set_link(port, link) || before.is_some_and(|b| b != link) {
+            let name = c.controller.ports().into_iter().find(|p| p.port == port).map(|p| p.interface);
+            info!(interface = name.as_deref().unwrap_or("?"), port, up = link.up, mtu = ?link.mtu, "link changed");
         }
     }
 }

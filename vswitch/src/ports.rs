@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vswitch_control::{PortRegistry, PortSpec, PortType};
 use vswitch_port::af_packet::{AfPacketConfig, AfPacketQueue};
-use vswitch_port::netdev::{in_netns, netns_path};
+use vswitch_control::PortLink;
+use vswitch_port::netdev::{in_netns, netns_path, NetDev};
 use vswitch_port::pg::PgTx;
 use vswitch_port::tap::{Tap, TapConfig};
 use vswitch_port::{RxQueue, TxQueue};
@@ -97,8 +98,12 @@ enum Backend {
         /// Created by vswitch: removed with the interface.
         owned: bool,
         netns: Option<String>,
+        /// The device, opened in its namespace, for its link state.
+        netdev: Option<NetDev>,
     },
-    AfPacket,
+    AfPacket {
+        netdev: Option<NetDev>,
+    },
     Pg,
 }
 
@@ -196,7 +201,10 @@ impl DaemonPorts {
                 Err(e) => Err(e),
             }
         };
-        let (mut tap, created) = match &spec.netns {
+        // The device's NetDev is opened in the same namespace: its ioctl
+        // socket must live there to see the device.
+        let open = || open().map(|(t, c)| (t, c, NetDev::open(&name).ok()));
+        let (mut tap, created, netdev) = match &spec.netns {
             Some(ns) => in_netns(&netns_file(ns), open)?,
             None => open()?,
         };
@@ -234,7 +242,7 @@ impl DaemonPorts {
             return Err(e);
         }
         let info = BackendInfo { device: Some(name), owned, rx_queues };
-        Ok((Backend::Tap { tap, owned, netns: spec.netns.clone() }, info))
+        Ok((Backend::Tap { tap, owned, netns: spec.netns.clone(), netdev }, info))
     }
 
     fn create_af_packet(&mut self, spec: &PortSpec) -> Result<(Backend, BackendInfo), BoxError> {
@@ -253,7 +261,8 @@ impl DaemonPorts {
         }
         self.hand_out(spec.port, "af-packet-input", rx, tx).inspect_err(|_| self.take_back(spec.port))?;
         tracing::info!(interface = %spec.interface, port = spec.port, device = %name, sockets = count, "af-packet opened");
-        Ok((Backend::AfPacket, BackendInfo { device: Some(name), owned: false, rx_queues: count }))
+        let netdev = NetDev::open(&name).ok();
+        Ok((Backend::AfPacket { netdev }, BackendInfo { device: Some(name), owned: false, rx_queues: count }))
     }
 
     fn create_pg(&mut self, spec: &PortSpec) -> Result<(Backend, BackendInfo), BoxError> {
@@ -264,12 +273,32 @@ impl DaemonPorts {
         Ok((Backend::Pg, BackendInfo { device: None, owned: false, rx_queues: 0 }))
     }
 
+    /// The link of every port with a kernel device, as the kernel has it
+    /// now: for a tap, whether the pod side is administratively up (the
+    /// carrier is ours: on while vswitch holds the queues); for a device
+    /// read by a socket, whether it is up with carrier. A device that has
+    /// gone (a deleted veth) is down.
+    pub fn links(&self) -> Vec<(u32, PortLink)> {
+        let read = |d: &NetDev, tap: bool| match (d.link(), d.mtu()) {
+            (Ok(l), Ok(mtu)) => PortLink { up: if tap { l.admin_up } else { l.admin_up && l.running }, mtu: Some(mtu) },
+            _ => PortLink { up: false, mtu: None },
+        };
+        self.backends
+            .iter()
+            .filter_map(|(&port, (b, _))| match b {
+                Backend::Tap { netdev: Some(d), .. } => Some((port, read(d, true))),
+                Backend::AfPacket { netdev: Some(d) } => Some((port, read(d, false))),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Removes every backend (clean shutdown): the taps vswitch created
     /// stop being persistent, so they go when their last descriptor
     /// closes, which is when the workers stop.
     pub fn remove_all(&mut self) {
         for (port, (backend, _)) in std::mem::take(&mut self.backends) {
-            if let Backend::Tap { mut tap, owned: true, netns } = backend {
+            if let Backend::Tap { mut tap, owned: true, netns, .. } = backend {
                 if let Err(e) = tap.set_persist(false) {
                     tracing::warn!(port, error = %e, "tap stays persistent");
                 }
@@ -308,7 +337,7 @@ impl PortRegistry for DaemonPorts {
     fn remove_port(&mut self, spec: &PortSpec) {
         self.take_back(spec.port);
         match self.backends.remove(&spec.port) {
-            Some((Backend::Tap { mut tap, owned, netns }, _)) => {
+            Some((Backend::Tap { mut tap, owned, netns, .. }, _)) => {
                 if owned {
                     if let Err(e) = tap.set_persist(false) {
                         tracing::warn!(port = spec.port, error = %e, "tap stays persistent");
@@ -318,7 +347,7 @@ impl PortRegistry for DaemonPorts {
                 tracing::info!(interface = %spec.interface, port = spec.port, device = tap.name(),
                     "tap {}", if owned { "removed" } else { "detached" });
             }
-            Some((Backend::AfPacket, info)) => {
+            Some((Backend::AfPacket { .. }, info)) => {
                 tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-packet closed")
             }
             Some((Backend::Pg, _)) | None => {}

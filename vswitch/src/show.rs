@@ -57,7 +57,7 @@ fn mode_text(t: &Tables, i: &Interface) -> String {
 }
 
 fn interfaces(d: &Daemon) -> Shown {
-    let (snapshot, ports) = {
+    let (snapshot, ports, links) = {
         let c = d.control();
         let snap = c.controller.snapshot();
         let ports: BTreeMap<String, (vswitch_control::PortSpec, Option<crate::ports::BackendInfo>)> = c
@@ -69,7 +69,9 @@ fn interfaces(d: &Daemon) -> Shown {
                 (p.interface.clone(), (p, info))
             })
             .collect();
-        (snap, ports)
+        let links: BTreeMap<u32, vswitch_control::PortLink> =
+            ports.values().filter_map(|(p, _)| c.controller.link(p.port).map(|l| (p.port, l))).collect();
+        (snap, ports, links)
     };
     let mut text = String::new();
     let _ = writeln!(
@@ -101,7 +103,13 @@ fn interfaces(d: &Daemon) -> Shown {
         };
         let state = if i.up { "up" } else { "down" };
         let extra = match &backend {
-            Some((b, _, _)) => format!("{}, {b}", mode_text(&snapshot, i)),
+            Some((b, spec, _)) => {
+                let link = match links.get(&spec.port) {
+                    Some(l) if !l.up => ", link down",
+                    _ => "",
+                };
+                format!("{}, {b}{link}", mode_text(&snapshot, i))
+            }
             None => format!("{}, {kind}", mode_text(&snapshot, i)),
         };
         let counters =
@@ -133,6 +141,10 @@ fn interfaces(d: &Daemon) -> Shown {
             j["host_ifname"] = json!(spec.host_ifname);
             j["netns"] = json!(spec.netns);
             j["queues"] = json!(spec.queues);
+            if let Some(l) = links.get(&spec.port) {
+                j["link_up"] = json!(l.up);
+                j["device_mtu"] = json!(l.mtu);
+            }
             if let Some(info) = info {
                 j["owned"] = json!(info.owned);
                 j["rx_queues"] = json!(info.rx_queues);

@@ -127,3 +127,67 @@ fn pods_ping_over_ipv6_through_vswitch_routing() {
     let text = d.ctl_ok(&["show", "neighbors"]);
     assert!(text.contains("fd00:79:1::2") && text.contains("fd00:79:2::2"), "{text}");
 }
+
+/// Polls `show interfaces` until `name` satisfies `want` (the daemon reads
+/// its devices' links once a second).
+fn wait_interface(d: &Daemon, name: &str, what: &str, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = d.show_json(&["interfaces"]);
+        let i = interface(&j, name).clone();
+        if want(&i) {
+            return i;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name}: never {what}: {i}\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn interfaces_follow_their_kernel_devices_link_and_mtu() {
+    let id = tag("lk");
+    let a = Netns::new(format!("vsw-{id}-a"));
+    let b = Netns::new(format!("vsw-{id}-b"));
+    let (pa, pb) = (format!("{id}pa"), format!("{id}pb"));
+    let va = Veth::new(&format!("{id}ha"), &pa, &a);
+    let vb = Veth::new(&format!("{id}hb"), &pb, &b);
+    a.addr(&pa, "10.78.0.1/24");
+    b.addr(&pb, "10.78.0.2/24");
+    // pod-a has no MTU of its own: it follows its device. pod-b sets one.
+    let config = format!(
+        "bridge_domains: [{{ id: 1 }}]
+interfaces:
+  - {{ name: pod-a, type: af-packet, host_ifname: {}, bridge: {{ domain: 1 }} }}
+  - {{ name: pod-b, type: af-packet, host_ifname: {}, mtu: 1500, bridge: {{ domain: 1 }} }}
+",
+        va.host, vb.host
+    );
+    let dir = TempDir::new(&id);
+    let d = Daemon::start(&dir.0, Some(&config), &[]);
+    a.ping("10.78.0.2", 2, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    wait_interface(&d, "pod-a", "link up", |i| i["link_up"] == true && i["up"] == true);
+
+    // The pod takes its end down: the veth loses carrier, vswitch's
+    // interface goes down and says why.
+    a.ip(&["link", "set", &pa, "down"]);
+    let i = wait_interface(&d, "pod-a", "down", |i| i["up"] == false);
+    assert_eq!(i["link_up"], false, "{i}");
+    assert!(d.ctl_ok(&["show", "interfaces"]).contains("link down"));
+    assert_eq!(interface(&d.show_json(&["interfaces"]), "pod-b")["up"], true, "pod-b is untouched");
+
+    // Back up: traffic flows again without anyone touching vswitch.
+    a.ip(&["link", "set", &pa, "up"]);
+    wait_interface(&d, "pod-a", "up again", |i| i["up"] == true);
+    a.ping("10.78.0.2", 2, 10).unwrap_or_else(|e| panic!("after link up: {e}\n{}", d.log_text()));
+
+    // MTU: the device's where none is configured, the configuration's
+    // otherwise.
+    sh(&["ip", "link", "set", &va.host, "mtu", "1400"]);
+    sh(&["ip", "link", "set", &vb.host, "mtu", "1400"]);
+    wait_interface(&d, "pod-a", "MTU 1400", |i| i["mtu"] == 1400);
+    let j = d.show_json(&["interfaces"]);
+    assert_eq!(interface(&j, "pod-b")["mtu"], 1500, "{j}");
+    assert_eq!(interface(&j, "pod-b")["device_mtu"], 1400, "{j}");
+    drop(d);
+    drop((va, vb));
+}

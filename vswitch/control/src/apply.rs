@@ -31,7 +31,7 @@
 
 use crate::flat::{flatten, FlatIf, FlatKind, FlatMode};
 use crate::model::{DesiredState, PortType, RouteTarget, SpecialRoute, TagRewrite};
-use crate::validate::{validate, Limits, ValidationError, Warning};
+use crate::validate::{validate, Limits, ValidationError, Warning, MTU_RANGE};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -446,6 +446,20 @@ pub struct Controller {
     tables: Arc<ArcSwap<Tables>>,
     alloc: Allocation,
     programmed: Programmed,
+    /// What the port backends report of their kernel devices, by port.
+    links: HashMap<u32, PortLink>,
+}
+
+/// A port's kernel device as its backend last saw it: operationally up
+/// (admin up and carrier), and its MTU. An interface is up in the tables
+/// only when it is configured up and its port's link is up; a port with
+/// no configured `mtu` takes the device's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortLink {
+    /// The device is up and has carrier.
+    pub up: bool,
+    /// The device's MTU, when the backend has a device.
+    pub mtu: Option<u32>,
 }
 
 impl fmt::Debug for Controller {
@@ -475,12 +489,52 @@ impl Controller {
         let tables = Arc::new(ArcSwap::from_pointee(empty_tables(&fib)));
         let mut programmed = Programmed::default();
         programmed.vrfs.insert(0, None);
-        Controller { state: DesiredState::default(), limits, fib, tables, alloc: Allocation::default(), programmed }
+        Controller {
+            state: DesiredState::default(),
+            limits,
+            fib,
+            tables,
+            alloc: Allocation::default(),
+            programmed,
+            links: HashMap::new(),
+        }
     }
 
     /// The desired state in force.
     pub fn state(&self) -> &DesiredState {
         &self.state
+    }
+
+    /// Records what a port's backend sees of its kernel device and, when
+    /// that changes an interface (up, MTU), publishes new tables with
+    /// those interfaces replaced; nothing else moves. Returns whether it
+    /// published. Unknown ports are ignored.
+    pub fn set_link(&mut self, port: u32, link: PortLink) -> bool {
+        if !self.alloc.ports.values().any(|p| p.port == port) || self.links.get(&port) == Some(&link) {
+            return false;
+        }
+        self.links.insert(port, link);
+        let plan = self.plan(&self.state);
+        let old = self.snapshot();
+        let changed: Vec<&Interface> = plan
+            .interfaces
+            .iter()
+            .filter(|i| old.interface(i.sw_if).is_none_or(|cur| !same_interface(cur, i)))
+            .collect();
+        if changed.is_empty() {
+            return false;
+        }
+        let mut tables = Tables::clone(&old);
+        for i in changed {
+            tables.set_interface(i.clone());
+        }
+        self.tables.store(Arc::new(tables));
+        true
+    }
+
+    /// The link of `port` as last reported, if any.
+    pub fn link(&self, port: u32) -> Option<PortLink> {
+        self.links.get(&port).copied()
     }
 
     /// What states are validated against.
@@ -630,6 +684,8 @@ impl Controller {
             ports.remove_port(p);
         }
         self.alloc = plan.alloc;
+        let kept = &self.alloc.ports;
+        self.links.retain(|port, _| kept.values().any(|p| p.port == *port));
         self.programmed = plan.programmed;
         self.state = new;
         Ok(report)
@@ -727,14 +783,28 @@ impl Controller {
                     IpNet::V6(n) => ip6.push((n.addr(), n.prefix_len())),
                 }
             }
+            // The kernel device, as its backend last reported it, gates
+            // `up` and gives the MTU where the config gives none.
+            let link = if port == NONE { None } else { self.links.get(&port) };
+            let mtu_configured = match f.kind {
+                FlatKind::Port(spec) => spec.mtu.is_some(),
+                FlatKind::Sub { parent, vlan, .. } => {
+                    vlan.mtu.is_some() || matches!(flat[parent].kind, FlatKind::Port(p) if p.mtu.is_some())
+                }
+                FlatKind::Bvi { .. } => true,
+            };
+            let mtu = match link.and_then(|l| l.mtu) {
+                Some(device) if !mtu_configured => device.clamp(*MTU_RANGE.start(), *MTU_RANGE.end()),
+                _ => f.mtu,
+            };
             interfaces.push(Interface {
                 name: f.name.clone(),
                 sw_if: sw_if(&f.name),
                 kind,
                 port,
                 mac: f.mac,
-                mtu: u16::try_from(f.mtu).expect("validated MTU"),
-                up: f.up,
+                mtu: u16::try_from(mtu).expect("validated MTU"),
+                up: f.up && link.is_none_or(|l| l.up),
                 mode,
                 rewrite,
                 ip4,

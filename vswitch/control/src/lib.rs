@@ -25,8 +25,8 @@ pub mod store;
 pub mod validate;
 
 pub use apply::{
-    same_interface, ApplyError, ApplyReport, Changes, Controller, NeighborKey, NoPortBackends, PortRegistry, PortSpec,
-    RouteKey,
+    same_interface, ApplyError, ApplyReport, Changes, Controller, NeighborKey, NoPortBackends, PortLink, PortRegistry,
+    PortSpec, RouteKey,
 };
 pub use model::{
     generated_mac, ArpEntrySpec, BridgeDomainSpec, BridgeSpec, BviSpec, DesiredState, InterfaceSpec, L3Spec, Mac, Mode,

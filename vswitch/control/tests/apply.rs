@@ -629,3 +629,55 @@ fn the_snapshot_carries_the_shared_fib() {
     fn send<T: Send>() {}
     send::<Controller>();
 }
+
+#[test]
+fn the_kernel_link_gates_up_and_gives_the_mtu_where_none_is_configured() {
+    use vswitch_control::PortLink;
+    let mut c = ctl();
+    let yaml = r#"
+interfaces:
+  - { name: up1, type: af-packet, host_ifname: veth-a, l3: { addresses: [10.1.0.1/24] },
+      vlans: [ { id: 10, l3: { addresses: [10.2.0.1/24] } }, { id: 20, mtu: 1400, l3: { addresses: [10.3.0.1/24] } } ] }
+  - { name: fixed, type: af-packet, host_ifname: veth-b, mtu: 1500, l3: { addresses: [10.4.0.1/24] } }
+"#;
+    apply(&mut c, yaml);
+    let port = |c: &Controller, n: &str| c.port(n).unwrap().port;
+    let (p1, p2) = (port(&c, "up1"), port(&c, "fixed"));
+    assert!(intf(&c, "up1").up && intf(&c, "up1.10").up);
+
+    // Down: the port and its sub-interfaces go down; the other port stays.
+    let before = c.snapshot();
+    assert!(c.set_link(p1, PortLink { up: false, mtu: Some(1500) }));
+    assert!(!intf(&c, "up1").up && !intf(&c, "up1.10").up && !intf(&c, "up1.20").up);
+    assert!(intf(&c, "fixed").up);
+    assert!(!Arc::ptr_eq(&before, &c.snapshot()));
+    // The same report again changes nothing and publishes nothing.
+    let same = c.snapshot();
+    assert!(!c.set_link(p1, PortLink { up: false, mtu: Some(1500) }));
+    assert!(Arc::ptr_eq(&same, &c.snapshot()));
+
+    // Up with a new MTU: taken where none is configured.
+    assert!(c.set_link(p1, PortLink { up: true, mtu: Some(9000) }));
+    assert!(intf(&c, "up1").up);
+    assert_eq!(intf(&c, "up1").mtu, 9000);
+    assert_eq!(intf(&c, "up1.10").mtu, 9000, "a sub-interface without an MTU follows its port");
+    assert_eq!(intf(&c, "up1.20").mtu, 1400, "a configured MTU wins");
+    assert!(!c.set_link(p2, PortLink { up: true, mtu: Some(4000) }), "nothing changes: nothing published");
+    assert_eq!(intf(&c, "fixed").mtu, 1500, "a configured MTU wins over the device's");
+    // Out-of-range device MTUs are clamped to what the data path takes.
+    c.set_link(p1, PortLink { up: true, mtu: Some(65535) });
+    assert_eq!(intf(&c, "up1").mtu, 9000);
+
+    // Re-applying the same state keeps the link's effect (no flap).
+    let snap = c.snapshot();
+    apply(&mut c, yaml);
+    assert!(Arc::ptr_eq(&snap, &c.snapshot()));
+    c.set_link(p1, PortLink { up: false, mtu: None });
+    apply(&mut c, yaml);
+    assert!(!intf(&c, "up1").up, "an apply does not bring a down link up");
+
+    // Unknown ports are ignored; a removed port forgets its link.
+    assert!(!c.set_link(12345, PortLink { up: false, mtu: None }));
+    apply(&mut c, "interfaces:\n  - { name: fixed, type: af-packet, host_ifname: veth-b, mtu: 1500 }\n");
+    assert_eq!(c.link(p1), None);
+}
