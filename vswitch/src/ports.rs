@@ -9,6 +9,9 @@
 //! - **af-packet**: `max(queues, workers)` sockets on the device, in one
 //!   fanout group when more than one, socket `i` polled and used for
 //!   sending by worker `i % n`.
+//! - **af-xdp**: one XDP socket per device queue (`queues`), socket `i`
+//!   polled and used for sending by worker `i % n`; the XDP program is
+//!   detached by the kernel when the sockets close (also on a crash).
 //! - **pg**: a transmit sink on every worker, no receive queue.
 //!
 //! Taps the daemon creates are persistent while it runs and recorded in
@@ -22,9 +25,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use vswitch_control::PortLink;
 use vswitch_control::{PortRegistry, PortSpec, PortType};
 use vswitch_port::af_packet::{AfPacketConfig, AfPacketQueue};
-use vswitch_control::PortLink;
+use vswitch_port::af_xdp::{AfXdpConfig, AfXdpQueue};
 use vswitch_port::netdev::{in_netns, netns_path, NetDev};
 use vswitch_port::pg::PgTx;
 use vswitch_port::tap::{Tap, TapConfig};
@@ -102,6 +106,9 @@ enum Backend {
         netdev: Option<NetDev>,
     },
     AfPacket {
+        netdev: Option<NetDev>,
+    },
+    AfXdp {
         netdev: Option<NetDev>,
     },
     Pg,
@@ -265,6 +272,37 @@ impl DaemonPorts {
         Ok((Backend::AfPacket { netdev }, BackendInfo { device: Some(name), owned: false, rx_queues: count }))
     }
 
+    /// One XDP socket per device queue (`queues`, from queue 0), socket
+    /// `i` on worker `i % n`, which also sends through it. The kernel
+    /// steers frames by queue, so a worker with no socket of a port cannot
+    /// send on it (counted as a drop): give a multi-worker daemon's AF_XDP
+    /// ports as many queues as workers.
+    fn create_af_xdp(&mut self, spec: &PortSpec) -> Result<(Backend, BackendInfo), BoxError> {
+        let name = spec.host_ifname.clone().ok_or("an af-xdp port needs host_ifname")?;
+        let n = self.workers.len();
+        let count = spec.queues as usize;
+        let sockets = AfXdpQueue::open_queues(&AfXdpConfig::device(&name), spec.port, count)?;
+        let mode = sockets.first().map(|s| format!("{:?}/{:?}", s.xdp_mode(), s.bind_mode())).unwrap_or_default();
+        let mut rx: Vec<Vec<Box<dyn RxQueue>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut tx: Vec<Option<Box<dyn TxQueue>>> = (0..n).map(|_| None).collect();
+        for (i, s) in sockets.into_iter().enumerate() {
+            let (r, t) = s.split();
+            rx[i % n].push(Box::new(r));
+            if i < n {
+                tx[i] = Some(Box::new(t));
+            }
+        }
+        if count < n {
+            tracing::warn!(interface = %spec.interface, queues = count, workers = n,
+                "af-xdp port has fewer queues than workers: workers without one drop what they send to it");
+        }
+        self.hand_out(spec.port, "af-xdp-input", rx, tx).inspect_err(|_| self.take_back(spec.port))?;
+        tracing::info!(interface = %spec.interface, port = spec.port, device = %name, sockets = count, mode = %mode,
+            "af-xdp opened");
+        let netdev = NetDev::open(&name).ok();
+        Ok((Backend::AfXdp { netdev }, BackendInfo { device: Some(name), owned: false, rx_queues: count }))
+    }
+
     fn create_pg(&mut self, spec: &PortSpec) -> Result<(Backend, BackendInfo), BoxError> {
         let n = self.workers.len();
         let rx = (0..n).map(|_| Vec::new()).collect();
@@ -287,7 +325,9 @@ impl DaemonPorts {
             .iter()
             .filter_map(|(&port, (b, _))| match b {
                 Backend::Tap { netdev: Some(d), .. } => Some((port, read(d, true))),
-                Backend::AfPacket { netdev: Some(d) } => Some((port, read(d, false))),
+                Backend::AfPacket { netdev: Some(d) } | Backend::AfXdp { netdev: Some(d) } => {
+                    Some((port, read(d, false)))
+                }
                 _ => None,
             })
             .collect()
@@ -328,7 +368,7 @@ impl PortRegistry for DaemonPorts {
             PortType::Tap => self.create_tap(spec)?,
             PortType::AfPacket => self.create_af_packet(spec)?,
             PortType::Pg => self.create_pg(spec)?,
-            PortType::AfXdp => return Err("the af-xdp backend is not available in this build of vswitch".into()),
+            PortType::AfXdp => self.create_af_xdp(spec)?,
         };
         self.backends.insert(spec.port, made);
         Ok(())
@@ -349,6 +389,9 @@ impl PortRegistry for DaemonPorts {
             }
             Some((Backend::AfPacket { .. }, info)) => {
                 tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-packet closed")
+            }
+            Some((Backend::AfXdp { .. }, info)) => {
+                tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-xdp closed")
             }
             Some((Backend::Pg, _)) | None => {}
         }

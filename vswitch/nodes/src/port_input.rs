@@ -36,6 +36,12 @@ impl PortKind for AfPacket {
     const NAME: &'static str = "af-packet-input";
 }
 
+/// An AF_XDP socket on a kernel device (`vswitch_port::af_xdp`).
+pub struct AfXdp;
+impl PortKind for AfXdp {
+    const NAME: &'static str = "af-xdp-input";
+}
+
 next_arcs! {
     /// Where port input sends packets.
     pub enum PortInputNext { Ethernet = "ethernet-input" }

@@ -9,7 +9,7 @@ use crate::l2::fwd::L2Fwd;
 use crate::l2::input::L2Input;
 use crate::l2::learn::L2Learn;
 use crate::l2::output::L2Output;
-use crate::port_input::{AfPacket, Pg, PortInput, Tap};
+use crate::port_input::{AfPacket, AfXdp, Pg, PortInput, Tap};
 use crate::Tables;
 use std::sync::Arc;
 use vswitch_graph::{Graph, GraphBuilder};
@@ -35,6 +35,7 @@ pub fn standard_graph(shared: &WorkerShared) -> GraphBuilder<Tables> {
         .node(PortInput::<Pg>::new(c.clone()))
         .node(PortInput::<Tap>::new(c.clone()))
         .node(PortInput::<AfPacket>::new(c.clone()))
+        .node(PortInput::<AfXdp>::new(c.clone()))
         .node(EthernetInput::new(c.clone()))
         .node(L2Input)
         .node(L2Learn::new())
@@ -112,7 +113,7 @@ mod tests {
     #[test]
     fn kernel_port_input_nodes_are_registered() {
         let g = super::standard_graph(&super::WorkerShared::default()).build().unwrap();
-        for name in ["tap-input", "af-packet-input"] {
+        for name in ["tap-input", "af-packet-input", "af-xdp-input"] {
             assert!(g.node_index(name).is_some(), "{name}");
         }
     }

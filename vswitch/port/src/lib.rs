@@ -8,9 +8,11 @@
 //! the kernel interface allows it (tap does not: one per packet).
 //!
 //! Backends here: [`pg`] (generator and sink, no I/O), [`tap`] (a kernel
-//! tap device, one syscall per packet) and [`af_packet`] (a packet socket
-//! on an existing device with TPACKET_V3 rings); [`netdev`] has what they
-//! share about kernel devices and namespaces.
+//! tap device, one syscall per packet), [`af_packet`] (a packet socket
+//! on an existing device with TPACKET_V3 rings) and [`af_xdp`] (XDP
+//! sockets on an existing device, with an XDP program assembled and
+//! loaded without libbpf); [`netdev`] has what they share about kernel
+//! devices and namespaces.
 //!
 //! This is one of the layers allowed `unsafe`: syscalls, `ioctl`s and the
 //! kernel-shared ring memory. Every `unsafe` block says why it is sound.
@@ -18,6 +20,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod af_packet;
+pub mod af_xdp;
 pub mod netdev;
 pub mod pg;
 pub mod tap;
