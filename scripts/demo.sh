@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo, on one machine, as root: installs what is missing, builds the
-# release binaries, creates four pod network namespaces, starts vswitch
-# with examples/demo.yaml (two pods bridged, two pods routed with vswitch
-# as their gateway), shows L2 and L3 connectivity with ping and iperf3,
+# release binaries, creates five pod network namespaces, starts vswitch
+# with examples/demo.yaml (two tap pods and one veth pod read by AF_XDP
+# bridged, two pods routed with vswitch as their gateway), shows L2 and
+# L3 connectivity with ping, traceroute and iperf3,
 # prints `vswitchctl show interfaces` and `show runtime`, runs the graph
 # benchmark, and removes everything it made. Safe to run again.
 set -euo pipefail
@@ -13,12 +14,13 @@ echo "== building release binaries"
 cargo build --release -q -p vswitch -p vswitch-bench
 
 work=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
-pods=(vswdemo-a vswdemo-b vswdemo-c vswdemo-d)
+pods=(vswdemo-a vswdemo-b vswdemo-c vswdemo-d vswdemo-e)
 vswitch_pid=""
 cleanup() {
     set +e
     [ -n "$vswitch_pid" ] && kill "$vswitch_pid" 2>/dev/null && wait "$vswitch_pid" 2>/dev/null
     for p in "${pods[@]}"; do ip netns del "$p" 2>/dev/null; done
+    ip link del vsw-demo-eh 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -27,6 +29,15 @@ for p in "${pods[@]}"; do
     ip netns add "$p"
     ip -n "$p" link set lo up
 done
+# pod-e: a veth pair, the host end read by vswitch with AF_XDP. One queue
+# per end; no offloads, so every frame fits a buffer.
+ip link del vsw-demo-eh 2>/dev/null || true
+ip link add vsw-demo-eh numtxqueues 1 numrxqueues 1 type veth peer name vsw-demo-e numtxqueues 1 numrxqueues 1
+ip link set vsw-demo-e netns vswdemo-e
+ethtool -K vsw-demo-eh tso off gso off tx off >/dev/null
+ip netns exec vswdemo-e ethtool -K vsw-demo-e tso off gso off tx off >/dev/null
+ip link set vsw-demo-eh up
+ip -n vswdemo-e link set vsw-demo-e up
 
 ctl() { target/release/vswitchctl --socket "$work/api.sock" "$@"; }
 echo "== starting vswitch with examples/demo.yaml"
@@ -42,6 +53,7 @@ ctl get >/dev/null || { cat "$work/vswitch.log"; exit 1; }
 pod() { ip netns exec "$1" "${@:2}"; }
 pod vswdemo-a ip addr add 10.10.0.1/24 dev vsw-demo-a
 pod vswdemo-b ip addr add 10.10.0.2/24 dev vsw-demo-b
+pod vswdemo-e ip addr add 10.10.0.5/24 dev vsw-demo-e
 pod vswdemo-c ip addr add 10.20.1.2/24 dev vsw-demo-c
 pod vswdemo-d ip addr add 10.20.2.2/24 dev vsw-demo-d
 pod vswdemo-c ip route add default via 10.20.1.1
@@ -49,12 +61,20 @@ pod vswdemo-d ip route add default via 10.20.2.1
 
 echo "== L2: pod-a -> pod-b through bridge domain 1"
 pod vswdemo-a ping -c 3 -i 0.2 -W 2 10.10.0.2
+echo "== L2: pod-e (veth, AF_XDP) -> pod-a (tap) through bridge domain 1"
+pod vswdemo-e ping -c 3 -i 0.2 -W 2 10.10.0.1
 echo "== L3: pod-c (10.20.1.2) -> pod-d (10.20.2.2), vswitch is the gateway"
 pod vswdemo-c ping -c 3 -i 0.2 -W 2 10.20.2.2
+echo "== traceroute pod-c -> pod-d: vswitch (10.20.1.1) is the first hop"
+pod vswdemo-c traceroute -n -q 1 -w 2 10.20.2.2
 echo "== iperf3 TCP, pod-b -> pod-a, 3 s"
 pod vswdemo-a iperf3 -s -1 -D -B 10.10.0.1 >/dev/null 2>&1
 sleep 0.5
 pod vswdemo-b iperf3 -c 10.10.0.1 -t 3 -f m | tail -4
+echo "== iperf3 TCP, pod-e (AF_XDP) -> pod-a (tap), 3 s"
+pod vswdemo-a iperf3 -s -1 -D -B 10.10.0.1 >/dev/null 2>&1
+sleep 0.5
+pod vswdemo-e iperf3 -c 10.10.0.1 -t 3 -f m | tail -4
 
 echo "== vswitchctl show interfaces"
 ctl show interfaces
