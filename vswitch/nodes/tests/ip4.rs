@@ -1042,3 +1042,42 @@ fn control_errors_leave_the_fib_unchanged() {
     assert_eq!(h.take_tx(1).len(), 1);
     h.assert_no_leak();
 }
+
+#[test]
+fn an_echo_reply_larger_than_the_mtu_is_fragmented_not_lost() {
+    // Host B's link takes 1500 bytes, the router's pg1 only 576: a
+    // 1028-byte echo request with DF (as Linux ping sends it) gets through
+    // to us, and the reply, which must leave by pg1, is fragmented.
+    let mut h = two_ports();
+    let mut pg1 = h.tables.interface(1).unwrap().clone();
+    pg1.mtu = 576;
+    h.tables.set_interface(pg1);
+    h.tables.fib.control().sync_interfaces(&h.tables.clone()).unwrap();
+    let data: Vec<u8> = (0..1000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut p = Ip::udp("10.0.1.2", "10.0.1.1");
+    p.proto = 1;
+    p.df = true;
+    p.payload = icmp(8, 0, [0x12, 0x34, 0, 1], &data);
+    h.inject(1, &[&p.frame(HOST_B, 1)]);
+    let frags = h.take_tx(1);
+    assert_eq!(frags.len(), 2, "a 1028-byte reply in 576-byte fragments");
+    let mut whole = Vec::new();
+    for (i, f) in frags.iter().enumerate() {
+        let q = routed(f, HOST_B, PG[1]);
+        assert!(q.len() <= 576);
+        let ff = u16::from_be_bytes([q[6], q[7]]);
+        assert_eq!(ff & 0x4000, 0, "no DF");
+        assert_eq!(ff & 0x2000 != 0, i == 0, "MF on the first only");
+        assert_eq!(((ff & 0x1fff) * 8) as usize, whole.len(), "offset");
+        assert_eq!((&q[12..16], &q[16..20]), (&[10, 0, 1, 1][..], &[10, 0, 1, 2][..]));
+        whole.extend_from_slice(&q[20..]);
+    }
+    assert_eq!(whole.len(), 8 + data.len());
+    assert_eq!(checksum::fold(checksum::sum(&whole)), 0xffff, "ICMP checksum of the reassembled reply");
+    assert_eq!(&whole[..2], &[0, 0], "echo reply");
+    assert_eq!(&whole[4..8], &[0x12, 0x34, 0, 1]);
+    assert_eq!(&whole[8..], &data[..]);
+    assert_eq!(h.error("ip4-rewrite", "fragments sent (not a drop)"), 2);
+    assert_eq!(h.error("ip4-icmp-error", "not sent: the packet is our own"), 0);
+    h.assert_no_leak();
+}

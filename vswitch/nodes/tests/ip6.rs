@@ -833,3 +833,61 @@ fn invalid_neighbor_discovery_is_dropped_and_counted() {
     assert!(h.tables.fib.control().neighbors().is_empty(), "nothing learned");
     h.assert_no_leak();
 }
+
+#[test]
+fn our_packets_larger_than_the_mtu_are_fragmented_at_the_source() {
+    // pg1 has an MTU of 1280; host B sends a 1448-byte echo request (its
+    // own link takes 1500). The reply is ours: the router is its source
+    // and fragments it (RFC 8200 4.5), where it would send "packet too
+    // big" about a forwarded packet.
+    let mut h = setup_with(&[(0, 0, "2001:db8::1", 64), (1, 0, "2001:db8:1::1", 64)], |i| {
+        if i.sw_if == 1 {
+            i.mtu = 1280;
+        }
+    });
+    neighbor(&h, 1, "2001:db8:1::2", HOST_B);
+    let data: Vec<u8> = (0..1400u32).map(|i| (i * 7 % 251) as u8).collect();
+    let req = icmp6("2001:db8:1::2", "2001:db8:1::1", 128, 0, [0x12, 0x34, 0, 7], &data);
+    h.inject(1, &[&eth(PG[1], HOST_B, &[], &ip6("2001:db8:1::2", "2001:db8:1::1", ICMP6, 64, &req))]);
+    let frags = h.take_tx(1);
+    assert_eq!(frags.len(), 2);
+    let mut whole = Vec::new();
+    let mut ids = Vec::new();
+    for (i, f) in frags.iter().enumerate() {
+        let p = routed(f, HOST_B, PG[1]);
+        assert!(p.len() <= 1280, "fragment {i}: {} bytes", p.len());
+        assert_eq!((src_of(p), dst_of(p)), (a6("2001:db8:1::1"), a6("2001:db8:1::2")));
+        assert_eq!(p[6], 44, "a Fragment header");
+        let fh = &p[40..48];
+        assert_eq!(fh[0], ICMP6, "the fragmented payload's protocol");
+        let w = u16::from_be_bytes([fh[2], fh[3]]);
+        assert_eq!((w & !7) as usize, whole.len(), "offset");
+        assert_eq!(w & 1 == 1, i == 0, "M on the first only");
+        if i == 0 {
+            assert_eq!((p.len() - 48) % 8, 0);
+        }
+        ids.push(&fh[4..8]);
+        whole.extend_from_slice(&p[48..]);
+    }
+    assert_eq!(ids[0], ids[1], "one identification");
+    assert_eq!(whole.len(), 8 + data.len());
+    let mut z = whole.clone();
+    z[2] = 0;
+    z[3] = 0;
+    assert_eq!(
+        icmp6_checksum(&a6("2001:db8:1::1"), &a6("2001:db8:1::2"), &z),
+        u16::from_be_bytes([whole[2], whole[3]])
+    );
+    assert_eq!((whole[0], &whole[4..8], &whole[8..]), (129, &[0x12, 0x34, 0, 7][..], &data[..]), "the echo reply");
+    assert_eq!(h.error("ip6-rewrite", "packets we originated fragmented (not a drop)"), 1);
+    assert_eq!(h.error("ip6-rewrite", "fragments sent (not a drop)"), 2);
+    assert_eq!(h.error("ip6-icmp-error", "not sent: the packet is our own"), 0);
+
+    // A forwarded packet over the MTU is still answered, not fragmented.
+    neighbor(&h, 0, "2001:db8::2", HOST_A);
+    let big = eth(PG[0], HOST_A, &[], &ip6("2001:db8::2", "2001:db8:1::2", UDP, 64, &udp(1, 2, &data)));
+    h.inject(0, &[&big]);
+    assert!(h.take_tx(1).is_empty(), "routers never fragment");
+    assert_eq!(h.take_tx(0).len(), 1, "packet too big");
+    h.assert_no_leak();
+}

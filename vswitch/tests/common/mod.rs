@@ -232,3 +232,200 @@ impl Drop for Daemon {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// For kernel_paths.rs: commands inside pods, background processes, veth
+// pairs, polling and error counters.
+
+/// Polls `f` every 100 ms until it holds or `timeout` passes; whether it held.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// stdout and stderr of an output, one after the other.
+pub fn output_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+impl Netns {
+    /// Runs `args` inside the namespace (`ip netns exec`), whatever its status.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        run(Command::new("ip").args(["netns", "exec", &self.name]).args(args))
+    }
+
+    /// Runs `args` inside the namespace; it must succeed. Its stdout.
+    pub fn exec_ok(&self, args: &[&str]) -> String {
+        let out = self.exec(args);
+        assert!(out.status.success(), "{args:?} in {} failed:\n{}", self.name, output_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `args` inside the namespace in the background, its stdout
+    /// and stderr going to `<dir>/<name>.out` and `<dir>/<name>.err`.
+    /// (`ip netns exec` execs the command: the child is the command.)
+    pub fn spawn(&self, dir: &Path, name: &str, args: &[&str]) -> Bg {
+        let mut a = vec!["ip", "netns", "exec", &self.name];
+        a.extend_from_slice(args);
+        Bg::start(dir, name, &a)
+    }
+}
+
+/// A background process the test started (and only it is ever
+/// signalled); killed on drop if still running.
+pub struct Bg {
+    child: Option<Child>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Bg {
+    /// Starts `args` in the background, its stdout and stderr going to
+    /// `<dir>/<name>.out` and `<dir>/<name>.err`.
+    pub fn start(dir: &Path, name: &str, args: &[&str]) -> Bg {
+        let stdout = dir.join(format!("{name}.out"));
+        let stderr = dir.join(format!("{name}.err"));
+        let child = Command::new(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {args:?}: {e}"));
+        Bg { child: Some(child), stdout, stderr }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Waits up to `timeout` for it to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(s);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` and waits for the exit (SIGKILL after 10 s).
+    pub fn stop_with(&mut self, signal: i32) -> Option<std::process::ExitStatus> {
+        let id = self.child.as_ref()?.id();
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(id.to_string()).status();
+        if let Some(s) = self.wait(Duration::from_secs(10)) {
+            return Some(s);
+        }
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A veth pair: `host` in the root namespace (up, offloads off: vswitch
+/// reads it with AF_PACKET), `pod` moved into `ns` with TSO/GSO off too,
+/// so the pod's kernel never hands the host end frames larger than the
+/// MTU. Deleting the host end on drop deletes both.
+pub struct VethPair {
+    pub host: String,
+    pub pod: String,
+}
+
+impl VethPair {
+    pub fn new(host: &str, pod: &str, ns: &Netns) -> VethPair {
+        let _ = Command::new("ip").args(["link", "del", host]).output();
+        let q = "numtxqueues 1 numrxqueues 1";
+        let add = format!("ip link add {host} {q} type veth peer name {pod} {q}");
+        sh(&add.split_whitespace().collect::<Vec<_>>());
+        let v = VethPair { host: host.to_string(), pod: pod.to_string() };
+        sh(&["ip", "link", "set", pod, "netns", &ns.name]);
+        sh(&["ethtool", "-K", host, "tso", "off", "gso", "off", "tx", "off"]);
+        ns.exec_ok(&["ethtool", "-K", pod, "tso", "off", "gso", "off"]);
+        sh(&["ip", "link", "set", host, "up"]);
+        v
+    }
+
+    /// A pair with both ends in the root namespace (a wire between two
+    /// vswitch ports), both up with offloads off.
+    pub fn wire(a: &str, b: &str) -> VethPair {
+        let _ = Command::new("ip").args(["link", "del", a]).output();
+        let q = "numtxqueues 1 numrxqueues 1";
+        let add = format!("ip link add {a} {q} type veth peer name {b} {q}");
+        sh(&add.split_whitespace().collect::<Vec<_>>());
+        let v = VethPair { host: a.to_string(), pod: b.to_string() };
+        for d in [a, b] {
+            sh(&["ethtool", "-K", d, "tso", "off", "gso", "off", "tx", "off"]);
+            sh(&["ip", "link", "set", d, "up"]);
+        }
+        v
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host]).output();
+    }
+}
+
+impl Daemon {
+    /// The `show errors` count of `node` for `reason` (0 when not listed).
+    pub fn error_count(&self, node: &str, reason: &str) -> u64 {
+        let j = self.show_json(&["errors"]);
+        j["errors"]
+            .as_array()
+            .expect("errors is a list")
+            .iter()
+            .filter(|e| e["node"] == node && e["reason"] == reason)
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum()
+    }
+
+    /// One interface of `show interfaces --json`.
+    pub fn interface(&self, name: &str) -> serde_json::Value {
+        let j = self.show_json(&["interfaces"]);
+        j["interfaces"]
+            .as_array()
+            .expect("interfaces is a list")
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no interface {name} in {j}"))
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}

@@ -1,10 +1,15 @@
 //! ip4-local: packets addressed to one of our own addresses.
 //!
 //! ICMP echo requests are answered inline: the request becomes the reply
-//! in its own buffer (addresses swapped, type 0, TTL 64, the ICMP checksum
-//! patched incrementally per RFC 1624, the IP header checksum recomputed),
-//! marked locally originated and routed back through ip4-lookup like any
-//! packet we send. Everything else addressed to us — other ICMP, UDP,
+//! in its own buffer (addresses swapped, type 0, TTL 64, Don't Fragment
+//! cleared, the ICMP checksum patched incrementally per RFC 1624, the IP
+//! header checksum recomputed), marked locally originated and routed back
+//! through ip4-lookup like any packet we send. DF is cleared as hosts do
+//! (Linux sends its echo replies without it): a request that fitted the
+//! way in may not fit the interface the reply leaves by (a pod with a
+//! larger MTU than the gateway's interface), and ip4-rewrite must then
+//! fragment the reply rather than drop it — an error about our own packet
+//! is never sent, so with DF the reply would vanish. Everything else addressed to us — other ICMP, UDP,
 //! TCP, other protocols, and fragments (the data path does not reassemble)
 //! — is punted to the control plane, which owns the host stack's work
 //! (BGP, DHCP, SSH, ...) and decides what, if anything, to answer. We do
@@ -104,6 +109,9 @@ fn make_reply(d: &mut [u8]) {
     d.copy_within(16..20, 12);
     d[16..20].copy_from_slice(&src);
     d[8] = LOCAL_TTL;
+    // Clear DF (keep the reserved bit and the fragment fields, all zero
+    // for a request that was not punted as a fragment).
+    d[6] &= !0x40;
     d[10] = 0;
     d[11] = 0;
     let c = checksum::checksum(&d[..hl]);
@@ -191,6 +199,20 @@ mod tests {
             assert_eq!(checksum::fold(checksum::sum(&d[20..])), 0xffff, "ICMP checksum");
             assert_eq!(&d[24..28], &[0x12, 0x34, 0, 1], "id and sequence kept");
         }
+    }
+
+    #[test]
+    fn echo_reply_clears_dont_fragment() {
+        let mut d = echo(b"payload");
+        d[6] = 0x40; // DF, as Linux ping sets it
+        d[10] = 0;
+        d[11] = 0;
+        let c = checksum::checksum(&d[..20]);
+        d[10..12].copy_from_slice(&c.to_be_bytes());
+        assert!(matches!(classify(&d), Action::Reply));
+        make_reply(&mut d);
+        assert_eq!(&d[6..8], &[0, 0], "no DF: ip4-rewrite may fragment the reply");
+        assert!(checksum::ipv4_header_checksum_ok(&d[..20]));
     }
 
     #[test]
