@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{sh, tag, Daemon, Netns, TempDir};
+use common::{sh, tag, Daemon, Netns, TempDir, VethPair};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,38 +16,6 @@ fn interface<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("no interface {name} in {j}"))
 }
 
-/// A veth pair: `host` in the root namespace (up, offloads off), `pod`
-/// moved into `ns`. Deleting the host end on drop deletes both.
-struct Veth {
-    host: String,
-}
-
-impl Veth {
-    fn new(host: &str, pod: &str, ns: &Netns) -> Veth {
-        let _ = Command::new("ip").args(["link", "del", host]).output();
-        let q = "numtxqueues 1 numrxqueues 1";
-        let add = format!("ip link add {host} {q} type veth peer name {pod} {q}");
-        sh(&add.split_whitespace().collect::<Vec<_>>());
-        let v = Veth { host: host.to_string() };
-        sh(&["ip", "link", "set", pod, "netns", &ns.name]);
-        // Frames larger than the backend's buffers are dropped by it:
-        // keep the kernel from building them (it does not matter for ping).
-        let ethtool = Command::new("ethtool").args(["-K", host, "tso", "off", "gso", "off", "tx", "off"]).output();
-        if !matches!(ethtool, Ok(ref o) if o.status.success()) {
-            let _ = Command::new("ip").args(["link", "set", host, "gso_max_size", "1500"]).output();
-            let _ = Command::new("ip").args(["link", "set", host, "gro_max_size", "1500"]).output();
-        }
-        sh(&["ip", "link", "set", host, "up"]);
-        v
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host]).output();
-    }
-}
-
 /// Two pods on veth pairs whose host ends vswitch reads with `backend`,
 /// in one bridge domain: they ping both ways, counters move, MACs are
 /// learnt. (TCP streams: kernel_paths.rs.)
@@ -55,8 +23,8 @@ fn veth_pods_bridged_by(backend: &str, short: &str, subnet: &str) {
     let id = tag(short);
     let a = Netns::new(format!("vsw-{id}-a"));
     let b = Netns::new(format!("vsw-{id}-b"));
-    let va = Veth::new(&format!("{id}ha"), &format!("{id}pa"), &a);
-    let vb = Veth::new(&format!("{id}hb"), &format!("{id}pb"), &b);
+    let va = VethPair::new(&format!("{id}ha"), &format!("{id}pa"), &a);
+    let vb = VethPair::new(&format!("{id}hb"), &format!("{id}pb"), &b);
     let (ip_a, ip_b) = (format!("{subnet}.1"), format!("{subnet}.2"));
     a.addr(&format!("{id}pa"), &format!("{ip_a}/24"));
     b.addr(&format!("{id}pb"), &format!("{ip_b}/24"));
@@ -163,8 +131,8 @@ fn interfaces_follow_their_kernel_devices_link_and_mtu() {
     let a = Netns::new(format!("vsw-{id}-a"));
     let b = Netns::new(format!("vsw-{id}-b"));
     let (pa, pb) = (format!("{id}pa"), format!("{id}pb"));
-    let va = Veth::new(&format!("{id}ha"), &pa, &a);
-    let vb = Veth::new(&format!("{id}hb"), &pb, &b);
+    let va = VethPair::new(&format!("{id}ha"), &pa, &a);
+    let vb = VethPair::new(&format!("{id}hb"), &pb, &b);
     a.addr(&pa, "10.78.0.1/24");
     b.addr(&pb, "10.78.0.2/24");
     // pod-a has no MTU of its own: it follows its device. pod-b sets one.

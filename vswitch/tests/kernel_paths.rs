@@ -269,7 +269,7 @@ struct Routed {
 }
 
 impl Routed {
-    /// With pod A on a tap, or on a veth pair read with AF_PACKET.
+    /// With pod A on a tap, or on a veth pair read with AF_PACKET or AF_XDP.
     fn new(t: &str, n: u8, b_mtu: u32, a_kind: Attach) -> Routed {
         let id = tag(t);
         let a = Netns::new(format!("vsw-{id}-a"));
@@ -278,10 +278,14 @@ impl Routed {
         let l3a = format!("l3: {{ addresses: [10.{n}.1.1/24, 'fd00:{n}:1::1/64'] }}");
         let (pod_a, veth) = match a_kind {
             Attach::Tap => (format!("type: tap, host_ifname: {ta}, netns: {}, {l3a}", a.name), None),
-            Attach::Veth => {
+            Attach::Veth | Attach::VethXdp => {
                 let v = VethPair::new(&format!("{id}h"), &format!("{id}p"), &a);
                 ta = v.pod.clone();
-                (format!("type: af-packet, host_ifname: {}, {l3a}", v.host), Some(v))
+                let backend = if a_kind == Attach::Veth { "af-packet" } else { "af-xdp" };
+                if a_kind == Attach::VethXdp {
+                    a.exec_ok(&["ethtool", "-K", &v.pod, "tx", "off"]);
+                }
+                (format!("type: {backend}, host_ifname: {}, {l3a}", v.host), Some(v))
             }
         };
         let config = format!(
@@ -523,7 +527,7 @@ fn malformed(t: &str, n: u8, kind: Attach) {
     // frame, whose outer tag is whole, reaches vswitch truncated.
     let truncated: &[&str] = match kind {
         Attach::Tap => &["trunc-vlan", "trunc-qinq"],
-        Attach::Veth => &["trunc-qinq"],
+        Attach::Veth | Attach::VethXdp => &["trunc-qinq"],
     };
     // (kinds sent, node, reason): each kind sent adds N to the count.
     let cases: &[(&[&str], &str, &str)] = &[
@@ -586,13 +590,21 @@ fn malformed_frames_from_an_af_packet_pod_are_counted_and_vswitch_keeps_forwardi
     malformed("mfv", 90, Attach::Veth);
 }
 
+#[test]
+fn malformed_frames_from_an_af_xdp_pod_are_counted_and_vswitch_keeps_forwarding() {
+    malformed("mfx", 82, Attach::VethXdp);
+}
+
 // ---------------------------------------------------------------------
 // 5.-7. Two pods in one bridge domain, on taps or on veth pairs.
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Attach {
     Tap,
+    /// A veth whose host end vswitch reads with AF_PACKET.
     Veth,
+    /// A veth whose host end vswitch reads with AF_XDP.
+    VethXdp,
 }
 
 /// Pods A and B in bridge domain 1 on 10.<n>.0.0/24 (.1 and .2), each
@@ -625,11 +637,18 @@ impl Bridged {
                         devs[i], ns.name
                     );
                 }
-                Attach::Veth => {
+                Attach::Veth | Attach::VethXdp => {
                     let v = VethPair::new(&format!("{id}h{x}"), &format!("{id}p{x}"), ns);
                     devs[i] = v.pod.clone();
+                    let backend = if kind == Attach::Veth { "af-packet" } else { "af-xdp" };
+                    if kind == Attach::VethXdp {
+                        // AF_XDP frames carry no "checksum not done yet"
+                        // mark (AF_PACKET's do, and vswitch completes
+                        // them): the pod must checksum its own segments.
+                        ns.exec_ok(&["ethtool", "-K", &v.pod, "tx", "off"]);
+                    }
                     config += &format!(
-                        "  - {{ name: {name}, type: af-packet, host_ifname: {}, bridge: {{ domain: 1 }} }}\n",
+                        "  - {{ name: {name}, type: {backend}, host_ifname: {}, bridge: {{ domain: 1 }} }}\n",
                         v.host
                     );
                     veths.push(v);
@@ -652,9 +671,9 @@ fn counter(d: &Daemon, name: &str, c: &str) -> u64 {
 }
 
 /// iperf3 from pod A to pod B for 3 seconds through the bridge domain.
-fn iperf(t: &str, kind: Attach, n: u8) {
+fn iperf(t: &str, kinds: [Attach; 2], n: u8) {
     let id = tag(t);
-    let p = Bridged::new(&id, [kind, kind]);
+    let p = Bridged::new(&id, kinds);
     let dir = TempDir::new(&id);
     let d = Daemon::start(&dir.0, Some(&p.config), &[]);
     p.address(n);
@@ -697,17 +716,27 @@ fn iperf(t: &str, kind: Attach, n: u8) {
     assert!(delta[0] >= received && delta[1] >= received, "vswitch bytes {delta:?} < received {received}");
     assert!(delta[2] >= received / 1460, "vswitch sent B {} frames for {received} bytes", delta[2]);
     assert!(delta[3] > 0, "no ACKs from B");
-    eprintln!("{kind:?}: {:.0} Mbit/s, {received} bytes, vswitch {delta:?}", bps / 1e6);
+    eprintln!("{kinds:?}: {:.0} Mbit/s, {received} bytes, vswitch {delta:?}", bps / 1e6);
 }
 
 #[test]
 fn iperf3_tcp_between_tap_pods_in_a_bridge_domain() {
-    iperf("ipt", Attach::Tap, 86);
+    iperf("ipt", [Attach::Tap; 2], 86);
 }
 
 #[test]
 fn iperf3_tcp_between_af_packet_veth_pods_in_a_bridge_domain() {
-    iperf("ipv", Attach::Veth, 87);
+    iperf("ipv", [Attach::Veth; 2], 87);
+}
+
+#[test]
+fn iperf3_tcp_between_af_xdp_veth_pods_in_a_bridge_domain() {
+    iperf("ipx", [Attach::VethXdp; 2], 83);
+}
+
+#[test]
+fn iperf3_tcp_from_an_af_xdp_pod_to_a_tap_pod_in_a_bridge_domain() {
+    iperf("ipm", [Attach::VethXdp, Attach::Tap], 84);
 }
 
 #[test]
