@@ -69,6 +69,8 @@ pub struct Daemon {
     baselines: Mutex<Baselines>,
     /// When it started.
     pub started: Instant,
+    /// The packet capture (`pcap start|stop|status`, in `crate::pcap`).
+    pub(crate) pcap: crate::pcap::PcapState,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,6 +97,7 @@ impl Daemon {
                 ..Baselines::default()
             }),
             started: Instant::now(),
+            pcap: Default::default(),
         };
         Ok((Arc::new(daemon), dp))
     }

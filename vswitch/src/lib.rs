@@ -8,12 +8,14 @@
 //! - [`show`]: the `show` tables and their JSON.
 //! - [`service`]: the gRPC service over all that.
 //! - [`metrics`]: the Prometheus endpoint.
+//! - [`pcap`]: packet capture into pcap / pcapng files.
 
 #![forbid(unsafe_code)]
 
 pub mod daemon;
 pub mod dataplane;
 pub mod metrics;
+pub mod pcap;
 pub mod ports;
 pub mod service;
 pub mod show;

@@ -140,8 +140,14 @@ fn run(args: Args) -> Result<(), String> {
         rt.block_on(serve(Arc::clone(&daemon), &args.api_socket, metrics_addr))
     })();
 
-    // Shutdown: taps we created stop being persistent, the workers stop
-    // (closing every queue, which removes those taps), buffers go back.
+    // Shutdown: a packet capture still running is written, taps we created
+    // stop being persistent, the workers stop (closing every queue, which
+    // removes those taps), buffers go back.
+    match daemon.pcap_stop() {
+        Ok((text, _, _)) => info!("pcap capture running at shutdown: {text}"),
+        Err(vswitch::pcap::PcapError::State(_)) => {}
+        Err(e) => warn!("pcap capture running at shutdown: {e}"),
+    }
     daemon.control().ports.remove_all();
     let missing = dataplane.stop_workers();
     if missing != 0 {

@@ -2,6 +2,7 @@
 //! devices and wait for workers; shows take the controller's lock).
 
 use crate::daemon::Daemon;
+use crate::pcap::PcapError;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use vswitch_api::pb;
@@ -67,5 +68,35 @@ impl vswitch_api::Vswitch for Api {
 
     async fn trace_clear(&self, _: Request<pb::TraceClearRequest>) -> Result<Response<pb::TraceClearResponse>, Status> {
         self.blocking(|d| Ok(pb::TraceClearResponse { text: d.trace_clear() })).await
+    }
+
+    async fn pcap_start(&self, req: Request<pb::PcapStartRequest>) -> Result<Response<pb::PcapStartResponse>, Status> {
+        let r = req.into_inner();
+        self.blocking(move |d| d.pcap_start(&r).map(|text| pb::PcapStartResponse { text }).map_err(pcap_status)).await
+    }
+
+    async fn pcap_stop(&self, _: Request<pb::PcapStopRequest>) -> Result<Response<pb::PcapStopResponse>, Status> {
+        self.blocking(|d| {
+            let (text, packets, file) = d.pcap_stop().map_err(pcap_status)?;
+            Ok(pb::PcapStopResponse { text, packets, file: file.display().to_string() })
+        })
+        .await
+    }
+
+    async fn pcap_status(&self, _: Request<pb::PcapStatusRequest>) -> Result<Response<pb::PcapStatusResponse>, Status> {
+        self.blocking(|d| {
+            let (text, json) = d.pcap_status();
+            let json = serde_json::to_string_pretty(&json).map_err(|e| Status::internal(e.to_string()))?;
+            Ok(pb::PcapStatusResponse { text, json })
+        })
+        .await
+    }
+}
+
+fn pcap_status(e: PcapError) -> Status {
+    match e {
+        PcapError::Invalid(m) => Status::invalid_argument(m),
+        PcapError::State(m) => Status::failed_precondition(m),
+        PcapError::Failed(m) => Status::internal(m),
     }
 }

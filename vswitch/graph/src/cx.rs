@@ -1,5 +1,6 @@
 //! What a node sees while it processes a vector.
 
+use crate::capture::CaptureDir;
 use crate::counter::Counter;
 use crate::feature::{FeatureArcId, FeatureArcs};
 use crate::graph::Core;
@@ -105,11 +106,39 @@ impl<'a, S, N: Node<S>> Cx<'a, S, N> {
         self.push(target, p);
     }
 
-    /// Counts `err` and drops the packet (error-drop frees it).
+    /// Counts `err` and drops the packet (error-drop frees it). A drop
+    /// capture takes it here, with this node's name and the error.
     #[inline(always)]
     pub fn discard(&mut self, p: PacketId, err: N::Error) {
         self.errors[err.index()].inc();
+        if self.core.capture.mask & CaptureDir::Drop.bit() != 0 {
+            let reason = <N::Error as ErrorCode>::DESCRIPTIONS[err.index()];
+            self.capture_drop(p, reason);
+        }
         self.push(0, p);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn capture_drop(&mut self, p: PacketId, reason: &'static str) {
+        let sw_if = self.bufs.meta(p).rx_if;
+        self.core.capture.take(self.bufs, p, CaptureDir::Drop, sw_if, self.now, self.name, reason);
+    }
+
+    /// Whether packets are being captured in direction `dir` (a packet
+    /// capture runs): check once per vector, then call
+    /// [`capture`](Self::capture) for each packet only when it is.
+    #[inline(always)]
+    pub fn capturing(&self, dir: CaptureDir) -> bool {
+        self.core.capture.mask & dir.bit() != 0
+    }
+
+    /// Copies the packet into the running capture as seen in `dir` on
+    /// interface `sw_if`, if the capture takes that direction and
+    /// interface (drops are taken by [`discard`](Self::discard) itself).
+    #[inline(always)]
+    pub fn capture(&mut self, p: PacketId, dir: CaptureDir, sw_if: u32) {
+        self.core.capture.take(self.bufs, p, dir, sw_if, self.now, self.name, "");
     }
 
     /// Counts `n` occurrences of `err` without touching a packet.
@@ -127,6 +156,9 @@ impl<'a, S, N: Node<S>> Cx<'a, S, N> {
             self.push(TX_TARGET | port as u16, p);
             true
         } else {
+            if self.core.capture.mask & CaptureDir::Drop.bit() != 0 {
+                self.capture_drop(p, "no transmit queue for the port");
+            }
             self.push(0, p);
             false
         }

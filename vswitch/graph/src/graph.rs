@@ -1,5 +1,6 @@
 //! Building a graph and dispatching vectors through it.
 
+use crate::capture::{CaptureBuffer, CaptureDir, CaptureState};
 use crate::counter::Counter;
 use crate::cx::RawCx;
 use crate::feature::{self, FeatureArcId, FeatureArcs};
@@ -158,6 +159,7 @@ pub(crate) struct Core {
     pub(crate) trace: Arc<TraceLog>,
     pub(crate) trace_budget: Vec<u32>,
     pub(crate) features: FeatureArcs,
+    pub(crate) capture: CaptureState,
 }
 
 impl Core {
@@ -311,6 +313,7 @@ impl<S: 'static> GraphBuilder<S> {
                 trace: Arc::new(TraceLog::new(self.trace_capacity)),
                 trace_budget: vec![0; n],
                 features,
+                capture: CaptureState::default(),
             },
             nodes: self.nodes,
             next,
@@ -368,6 +371,29 @@ impl<S: 'static> Graph<S> {
         Ok(())
     }
 
+    /// Starts a packet capture into `buffer` (built on the control thread:
+    /// nothing is allocated here); returns the buffer of a capture that was
+    /// running.
+    pub fn start_capture(&mut self, buffer: CaptureBuffer) -> Option<CaptureBuffer> {
+        self.core.capture.start(buffer)
+    }
+
+    /// Stops the packet capture and returns what it took.
+    pub fn stop_capture(&mut self) -> Option<CaptureBuffer> {
+        self.core.capture.stop()
+    }
+
+    /// The running capture's buffer (also after this worker's part of it
+    /// ended), to read between dispatches.
+    pub fn capture(&self) -> Option<&CaptureBuffer> {
+        self.core.capture.buffer.as_ref()
+    }
+
+    /// Whether this graph still captures packets in direction `dir`.
+    pub fn capturing(&self, dir: CaptureDir) -> bool {
+        self.core.capture.mask & dir.bit() != 0
+    }
+
     /// Feature arcs, to enable or disable features per interface.
     pub fn features_mut(&mut self) -> &mut FeatureArcs {
         &mut self.core.features
@@ -421,6 +447,22 @@ impl<S: 'static> Graph<S> {
             std::mem::swap(&mut self.core.frames[n as usize], &mut spare);
             if budget == 0 {
                 self.stats.loop_drops.add(spare.len() as u64);
+                if self.core.capture.mask & CaptureDir::Drop.bit() != 0 {
+                    let now = clock::now();
+                    for &p in &spare {
+                        let sw_if = bufs.meta(p).rx_if;
+                        let node = self.stats.nodes[n as usize].name;
+                        self.core.capture.take(
+                            bufs,
+                            p,
+                            CaptureDir::Drop,
+                            sw_if,
+                            now,
+                            node,
+                            "forwarding loop in the graph",
+                        );
+                    }
+                }
                 bufs.free_bulk(&spare);
             } else {
                 budget -= 1;

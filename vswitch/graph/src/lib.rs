@@ -6,14 +6,17 @@
 //! is left, timing every node call with the TSC ([`NodeStats`], VPP's
 //! `show runtime`), counting each node's named errors (`show errors`),
 //! recording typed per-node trace records for marked packets (`show trace`),
-//! and routing packets through per-interface [`feature arcs`](FeatureArcs)
-//! so optional nodes cost nothing where they are not enabled.
+//! routing packets through per-interface [`feature arcs`](FeatureArcs)
+//! so optional nodes cost nothing where they are not enabled, and copying
+//! received, transmitted or dropped packets into a [`CaptureBuffer`] while
+//! a packet capture runs (`vswitchctl pcap`).
 //!
 //! The graph is per worker and single-threaded; counters are written by
 //! their worker only and read by anyone ([`Counter`]).
 
 #![forbid(unsafe_code)]
 
+mod capture;
 mod counter;
 mod cx;
 mod feature;
@@ -21,6 +24,7 @@ mod graph;
 mod node;
 mod trace;
 
+pub use capture::{CaptureBuffer, CaptureDir, CaptureRecord, CaptureSpec, CAPTURE_ANY};
 pub use counter::Counter;
 pub use cx::Cx;
 pub use feature::{FeatureArcId, FeatureArcs};

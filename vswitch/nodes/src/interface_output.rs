@@ -2,7 +2,8 @@
 //!
 //! Headers are complete by now (ip4-rewrite wrote the MACs and any VLAN
 //! tags of a routed sub-interface; l2-output pushed an L2 sub-interface's
-//! tags), so this only counts and queues the packet on the port. A packet
+//! tags), so this only counts and queues the packet on the port (taking it
+//! into a running packet capture, `pcap start --tx`, on the way). A packet
 //! routed out of a BVI goes into the BVI's bridge domain instead, as if the
 //! BVI had received it.
 
@@ -10,7 +11,7 @@ use crate::counters::IfCounters;
 use crate::{Cx, IfKind, Interface, Tables};
 use std::fmt;
 use std::sync::Arc;
-use vswitch_graph::{errors, next_arcs, Node, PacketId};
+use vswitch_graph::{errors, next_arcs, CaptureDir, Node, PacketId};
 use vswitch_packet::MetaFlags;
 
 next_arcs! {
@@ -49,14 +50,17 @@ impl InterfaceOutput {
     pub fn new(counters: Arc<IfCounters>) -> Self {
         InterfaceOutput { counters }
     }
-}
 
-impl Node<Tables> for InterfaceOutput {
-    const NAME: &'static str = "interface-output";
-    type Next = InterfaceOutputNext;
-    type Error = InterfaceOutputError;
+    /// The loop while a capture takes transmitted packets: kept out of
+    /// line so the usual loop carries no capture test at all.
+    #[cold]
+    #[inline(never)]
+    fn process_capturing(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+        self.run::<true>(cx, vector)
+    }
 
-    fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+    #[inline(always)]
+    fn run<const CAPTURE: bool>(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
         let tables = cx.state;
         // Runs of packets to one interface share one lookup and one
         // counter update.
@@ -102,10 +106,28 @@ impl Node<Tables> for InterfaceOutput {
             if m.flags & MetaFlags::TRACED != 0 {
                 cx.trace(p, InterfaceOutputTrace { sw_if, port: intf.port, len });
             }
+            if CAPTURE {
+                cx.capture(p, CaptureDir::Tx, sw_if);
+            }
             cx.transmit(intf.port, p);
         }
         if let Some(prev) = last {
             self.counters.tx(prev.sw_if, packets, bytes);
+        }
+    }
+}
+
+impl Node<Tables> for InterfaceOutput {
+    const NAME: &'static str = "interface-output";
+    type Next = InterfaceOutputNext;
+    type Error = InterfaceOutputError;
+
+    fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+        // One test per vector: is a capture taking transmitted packets?
+        if cx.capturing(CaptureDir::Tx) {
+            self.process_capturing(cx, vector)
+        } else {
+            self.run::<false>(cx, vector)
         }
     }
 }

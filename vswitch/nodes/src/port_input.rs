@@ -2,7 +2,9 @@
 //!
 //! A port backend fills buffers and writes its port index into
 //! `meta.rx_if`; this node maps the port to its interface, counts, starts
-//! traces (`trace add pg-input 10`) and hands the vector to ethernet-input.
+//! traces (`trace add pg-input 10`), takes received packets into a running
+//! packet capture (`pcap start --rx`) and hands the vector to
+//! ethernet-input.
 //! One node per backend kind, so `show runtime` shows them apart.
 
 use crate::counters::IfCounters;
@@ -10,7 +12,7 @@ use crate::{Cx, Tables, NONE};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use vswitch_graph::{errors, next_arcs, Node, PacketId};
+use vswitch_graph::{errors, next_arcs, CaptureDir, Node, PacketId};
 
 /// A kind of port backend, naming its input node.
 pub trait PortKind: Send + 'static {
@@ -76,14 +78,17 @@ impl<K: PortKind> PortInput<K> {
     pub fn new(counters: Arc<IfCounters>) -> Self {
         PortInput { counters, _kind: PhantomData }
     }
-}
 
-impl<K: PortKind> Node<Tables> for PortInput<K> {
-    const NAME: &'static str = K::NAME;
-    type Next = PortInputNext;
-    type Error = PortInputError;
+    /// The loop while a capture takes received packets: kept out of line
+    /// so the usual loop carries no capture test at all.
+    #[cold]
+    #[inline(never)]
+    fn process_capturing(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+        self.run::<true>(cx, vector)
+    }
 
-    fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+    #[inline(always)]
+    fn run<const CAPTURE: bool>(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
         // A vector comes from one receive queue, so the port is resolved
         // once and re-resolved only if a packet says otherwise.
         let (mut port, mut sw_if) = (NONE, NONE);
@@ -110,10 +115,28 @@ impl<K: PortKind> Node<Tables> for PortInput<K> {
             if tracing && cx.start_trace(p) {
                 cx.trace(p, PortInputTrace { port, sw_if, len });
             }
+            if CAPTURE {
+                cx.capture(p, CaptureDir::Rx, sw_if);
+            }
             cx.enqueue(PortInputNext::Ethernet, p);
         }
         if packets > 0 {
             self.counters.rx(sw_if, packets, bytes);
+        }
+    }
+}
+
+impl<K: PortKind> Node<Tables> for PortInput<K> {
+    const NAME: &'static str = K::NAME;
+    type Next = PortInputNext;
+    type Error = PortInputError;
+
+    fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
+        // One test per vector: is a capture taking received packets?
+        if cx.capturing(CaptureDir::Rx) {
+            self.process_capturing(cx, vector)
+        } else {
+            self.run::<false>(cx, vector)
         }
     }
 }

@@ -111,6 +111,47 @@ mod tests {
     }
 
     #[test]
+    fn a_capture_takes_rx_at_port_input_tx_at_interface_output_and_drops_with_their_reason() {
+        use crate::harness::Harness;
+        use crate::{IfMode, Interface, Tables};
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Arc;
+        use vswitch_graph::{CaptureBuffer, CaptureDir, CaptureSpec, CAPTURE_ANY};
+        use vswitch_wire::MacAddr;
+
+        let mut t = Tables::default();
+        t.set_interface(Interface::port(0, "pg0", 0, MacAddr([2, 0, 0, 0, 0, 0xa0]), IfMode::XConnect { peer: 1 }));
+        t.set_interface(Interface::port(1, "pg1", 1, MacAddr([2, 0, 0, 0, 0, 0xa1]), IfMode::XConnect { peer: 0 }));
+        let mut h = Harness::new(t, 256);
+        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend(0..50u8);
+        // Capture off: nothing to take, forwarding as usual.
+        h.inject(0, &[&frame]);
+        assert_eq!(h.take_tx(1).len(), 1);
+
+        let dirs = CaptureDir::Rx.bit() | CaptureDir::Tx.bit() | CaptureDir::Drop.bit();
+        let spec = CaptureSpec { sw_if: CAPTURE_ANY, dirs, max: 10, snaplen: 9000 };
+        h.graph.start_capture(CaptureBuffer::new(spec, Arc::new(AtomicU64::new(0)), 2048));
+        h.inject(0, &[&frame, &frame[..10]]);
+        assert_eq!(h.take_tx(1), vec![frame.clone()]);
+        let b = h.graph.stop_capture().unwrap();
+        let got: Vec<(CaptureDir, u32, &str, &str, usize)> =
+            b.records().iter().map(|r| (r.dir, r.sw_if, r.node, r.reason, b.bytes(r).len())).collect();
+        let short = "frame shorter than its Ethernet header and tags";
+        assert_eq!(
+            got,
+            vec![
+                (CaptureDir::Rx, 0, "pg-input", "", 64),
+                (CaptureDir::Rx, 0, "pg-input", "", 10),
+                (CaptureDir::Drop, 0, "ethernet-input", short, 10),
+                (CaptureDir::Tx, 1, "interface-output", "", 64),
+            ]
+        );
+        assert_eq!(b.bytes(&b.records()[3]), &frame[..]);
+        h.assert_no_leak();
+    }
+
+    #[test]
     fn kernel_port_input_nodes_are_registered() {
         let g = super::standard_graph(&super::WorkerShared::default()).build().unwrap();
         for name in ["tap-input", "af-packet-input", "af-xdp-input"] {

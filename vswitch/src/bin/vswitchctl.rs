@@ -7,6 +7,10 @@
 //! vswitchctl clear <runtime|errors|interfaces>
 //! vswitchctl trace add <node> <count>
 //! vswitchctl trace clear
+//! vswitchctl pcap start --interface <NAME|any> [--rx] [--tx] [--drop] [--max N] [--snaplen BYTES|full]
+//!                       [--format pcap|pcapng] --file PATH
+//! vswitchctl pcap stop
+//! vswitchctl pcap status [--json]
 //! ```
 //!
 //! Exits 0 on success; 1 with the daemon's message when it refuses a
@@ -62,6 +66,63 @@ enum Cmd {
         #[command(subcommand)]
         command: TraceCmd,
     },
+    /// Packet capture into a pcap / pcapng file (tcpdump -r, Wireshark).
+    Pcap {
+        #[command(subcommand)]
+        command: PcapCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PcapCmd {
+    /// Start capturing an interface's received, transmitted and/or dropped
+    /// packets (one capture at a time). The file is created now and
+    /// written by `pcap stop`; the capture ends by itself after MAX
+    /// packets.
+    Start {
+        /// The interface, or `any` for all of them.
+        #[arg(long, value_name = "NAME")]
+        interface: String,
+        /// Packets received on the interface.
+        #[arg(long)]
+        rx: bool,
+        /// Packets sent on the interface.
+        #[arg(long)]
+        tx: bool,
+        /// Packets received on the interface and dropped.
+        #[arg(long)]
+        drop: bool,
+        /// Packets to capture at most.
+        #[arg(long, value_name = "N", default_value_t = 10_000,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max: u32,
+        /// Bytes kept of each packet, or `full`.
+        #[arg(long, value_name = "BYTES", default_value = "9000", value_parser = parse_snaplen)]
+        snaplen: u32,
+        /// pcap or pcapng (default: pcapng when capturing drops, whose
+        /// node and reason it keeps as packet comments; pcap otherwise).
+        #[arg(long, value_parser = ["pcap", "pcapng"])]
+        format: Option<String>,
+        /// The file to write (relative paths are from here).
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+    },
+    /// Stop capturing and write the file.
+    Stop,
+    /// The running capture (or the last one written).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `full` (0: whole packets) or a byte count of at least 1.
+fn parse_snaplen(s: &str) -> Result<u32, String> {
+    match s {
+        "full" | "0" => Ok(0),
+        n => n.parse::<u32>().map_err(|_| format!("{n:?}: expected a byte count or `full`")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,6 +244,52 @@ async fn run(cli: Cli) -> ExitCode {
         Cmd::Trace { command: TraceCmd::Clear } => match client.trace_clear(pb::TraceClearRequest {}).await {
             Ok(r) => {
                 println!("{}", r.into_inner().text);
+                ExitCode::SUCCESS
+            }
+            Err(s) => refused(s),
+        },
+        Cmd::Pcap { command: PcapCmd::Start { interface, rx, tx, drop, max, snaplen, format, file } } => {
+            // The daemon runs elsewhere: it gets an absolute path.
+            let file = match std::path::absolute(&file) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("vswitchctl: file: {}: {e}", file.display());
+                    return ExitCode::from(1);
+                }
+            };
+            let req = pb::PcapStartRequest {
+                interface,
+                rx,
+                tx,
+                drop,
+                max,
+                snaplen,
+                file: file.display().to_string(),
+                format: format.unwrap_or_default(),
+            };
+            match client.pcap_start(req).await {
+                Ok(r) => {
+                    println!("{}", r.into_inner().text);
+                    ExitCode::SUCCESS
+                }
+                Err(s) => refused(s),
+            }
+        }
+        Cmd::Pcap { command: PcapCmd::Stop } => match client.pcap_stop(pb::PcapStopRequest {}).await {
+            Ok(r) => {
+                println!("{}", r.into_inner().text);
+                ExitCode::SUCCESS
+            }
+            Err(s) => refused(s),
+        },
+        Cmd::Pcap { command: PcapCmd::Status { json } } => match client.pcap_status(pb::PcapStatusRequest {}).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                if json {
+                    println!("{}", r.json);
+                } else {
+                    print!("{}", r.text);
+                }
                 ExitCode::SUCCESS
             }
             Err(s) => refused(s),
