@@ -65,8 +65,11 @@ echo "== L2: pod-e (veth, AF_XDP) -> pod-a (tap) through bridge domain 1"
 pod vswdemo-e ping -c 3 -i 0.2 -W 2 10.10.0.1
 echo "== L3: pod-c (10.20.1.2) -> pod-d (10.20.2.2), vswitch is the gateway"
 pod vswdemo-c ping -c 3 -i 0.2 -W 2 10.20.2.2
-echo "== traceroute pod-c -> pod-d: vswitch (10.20.1.1) is the first hop"
+echo "== traceroute pod-c -> pod-d: vswitch (10.20.1.1) is the first hop (captured with pcap)"
+ctl pcap start --interface pod-c --rx --tx --file "$work/pod-c.pcap" >/dev/null
 pod vswdemo-c traceroute -n -q 1 -w 2 10.20.2.2
+ctl pcap stop
+tcpdump -nn -r "$work/pod-c.pcap" 2>/dev/null | head -8
 echo "== iperf3 TCP, pod-b -> pod-a, 3 s"
 pod vswdemo-a iperf3 -s -1 -D -B 10.10.0.1 >/dev/null 2>&1
 sleep 0.5

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{sh, tag, Daemon, Netns, TempDir, VethPair};
-use std::process::Command;
 use std::time::Duration;
 
 fn interface<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
