@@ -61,6 +61,7 @@ cleanup() {
     for l in "${tag}d0" "${tag}d1"; do ip link del "$l" 2>/dev/null || true; done
 }
 trap 'cleanup; rm -rf "$work"' EXIT
+trap 'exit 1' INT TERM PIPE
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 stat_of() { in_ns "$1" cat "/sys/class/net/$2/statistics/$3"; }

@@ -24,6 +24,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM PIPE  # so that cleanup runs then too
 for p in "${pods[@]}"; do
     ip netns del "$p" 2>/dev/null || true
     ip netns add "$p"
