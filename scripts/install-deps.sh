@@ -13,6 +13,12 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian starts etcd-server as a system service where systemd runs;
+    # vswitch's tests start their own clusters on their own ports.
+    if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null \
+        && systemctl is-enabled etcd >/dev/null 2>&1; then
+        systemctl disable --now etcd >/dev/null 2>&1 || true
+    fi
 fi
 
 # 2 MiB huge pages for the buffer arena (vswitch falls back to 4 KiB pages

@@ -1,0 +1,128 @@
+//! The CNI plugin protocol: `CNI_*` environment and configuration on stdin
+//! in, result (or error) on stdout and an exit status out.
+
+use std::ffi::OsString;
+
+use vswitch_cni_types::version::check_supported;
+use vswitch_cni_types::{CniEnv, CniError, Command, NetConf, Version, VersionResult, SPEC_VERSION, SUPPORTED_VERSIONS};
+
+use crate::alloc::{codes, AddRequest, Ipam};
+use crate::config::IpamConfig;
+
+/// What the process prints and exits with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// A result, a VERSION answer, an error object, or nothing.
+    pub stdout: String,
+    pub exit_code: i32,
+}
+
+/// Runs one plugin invocation. Everything the store needs runs on a
+/// current-thread tokio runtime created here.
+pub fn run<I, K, V>(vars: I, stdin: &[u8]) -> Output
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<OsString>,
+    V: Into<OsString>,
+{
+    match dispatch(vars, stdin) {
+        Ok(stdout) => Output { stdout: stdout.unwrap_or_default(), exit_code: 0 },
+        Err(mut e) => {
+            if e.cni_version.is_empty() {
+                e.cni_version = request_version(stdin);
+            }
+            eprintln!("vswitch-ipam: {e}");
+            Output { stdout: e.to_json(), exit_code: 1 }
+        }
+    }
+}
+
+/// The `cniVersion` of the request, for error objects (the spec's own when unreadable).
+fn request_version(stdin: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(stdin)
+        .ok()
+        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string))
+        .filter(|s| s.parse::<Version>().is_ok())
+        .unwrap_or_else(|| SPEC_VERSION.to_string())
+}
+
+fn dispatch<I, K, V>(vars: I, stdin: &[u8]) -> Result<Option<String>, CniError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<OsString>,
+    V: Into<OsString>,
+{
+    let env = CniEnv::from_vars(vars)?;
+    if env.command == Command::Version {
+        let v = serde_json::from_slice::<serde_json::Value>(stdin).ok();
+        let asked = v.as_ref().and_then(|v| v.get("cniVersion")).and_then(|s| s.as_str());
+        let r = VersionResult::new(asked, SUPPORTED_VERSIONS);
+        return Ok(Some(serde_json::to_string(&r).expect("serializes")));
+    }
+    let conf = NetConf::from_slice(stdin)?;
+    let version = check_supported(&conf.version()?.to_string(), SUPPORTED_VERSIONS)?;
+    let needs = match env.command {
+        Command::Check if !version.has_check() => Some(Version::V0_4_0),
+        Command::Gc | Command::Status if !version.has_gc_and_status() => Some(Version::V1_1_0),
+        _ => None,
+    };
+    if let Some(min) = needs {
+        return Err(CniError::incompatible_version(format!(
+            "{} needs cniVersion {min} or later; the configuration has {version}",
+            env.command
+        ))
+        .with_version(version));
+    }
+    let cfg = IpamConfig::from_netconf(&conf).map_err(|e| e.with_version(version))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CniError::io("cannot start the async runtime", e.to_string()))?;
+    rt.block_on(execute(&env, &conf, cfg, version)).map_err(|e| e.with_version(version))
+}
+
+async fn execute(env: &CniEnv, conf: &NetConf, cfg: IpamConfig, version: Version) -> Result<Option<String>, CniError> {
+    let ipam = Ipam::open(cfg).await?;
+    let att = env.attachment();
+    match env.command {
+        Command::Add => {
+            // args.cni.ips and the ips capability win over CNI_ARGS IP= (conventions).
+            let mut requested = conf.requested_ips();
+            if requested.is_empty() {
+                requested = env.args.ips();
+            }
+            let req = AddRequest { attachment: att, pod: env.args.k8s(), requested };
+            let alloc = ipam.add(&req).await?;
+            Ok(Some(ipam.result(&alloc, version).to_json()?))
+        }
+        Command::Del => {
+            ipam.del(&att).await?;
+            Ok(None)
+        }
+        Command::Check => {
+            let prev = conf.prev_result()?;
+            ipam.check(&att, prev.as_ref()).await?;
+            Ok(None)
+        }
+        Command::Gc => {
+            let valid = conf.valid_attachments.as_ref().ok_or_else(|| {
+                CniError::invalid_config("GC request without cni.dev/valid-attachments", "refusing to guess")
+            })?;
+            let report = ipam.gc(valid).await?;
+            if report.errors.is_empty() {
+                Ok(None)
+            } else {
+                Err(CniError::plugin(
+                    codes::GC_INCOMPLETE,
+                    format!("GC released {} attachments but not everything", report.released.len()),
+                    report.errors.join("; "),
+                ))
+            }
+        }
+        Command::Status => {
+            ipam.status().await?;
+            Ok(None)
+        }
+        Command::Version => unreachable!("answered before the configuration is read"),
+    }
+}
