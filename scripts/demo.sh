@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The demo, on one machine, as root: installs what is missing, builds the
 # release binaries, creates five pod network namespaces, starts vswitch
-# with examples/demo.yaml (two tap pods and one veth pod read by AF_XDP
-# bridged, two pods routed with vswitch as their gateway), shows L2 and
-# L3 connectivity with ping, traceroute and iperf3,
+# with examples/demo.yaml (two tap pods, one veth pod read by AF_XDP and
+# a memif CNF bridged, two pods routed with vswitch as their gateway),
+# starts the CNF (memif/examples/cnf_echo: a memif client answering ping
+# and UDP echo), shows L2 and L3 connectivity with ping, UDP echo,
+# traceroute and iperf3,
 # prints `vswitchctl show interfaces` and `show runtime`, runs the graph
 # benchmark, and removes everything it made. Safe to run again.
 set -euo pipefail
@@ -12,16 +14,23 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "== building release binaries"
 cargo build --release -q -p vswitch -p vswitch-bench
+cargo build --release -q -p vswitch-memif --example cnf_echo
 
 work=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
 pods=(vswdemo-a vswdemo-b vswdemo-c vswdemo-d vswdemo-e)
 vswitch_pid=""
+cnf_pid=""
+run_dir_made=""
+[ -d /run/vswitch ] || run_dir_made=1
 cleanup() {
     set +e
+    [ -n "$cnf_pid" ] && kill "$cnf_pid" 2>/dev/null && wait "$cnf_pid" 2>/dev/null
     [ -n "$vswitch_pid" ] && kill "$vswitch_pid" 2>/dev/null && wait "$vswitch_pid" 2>/dev/null
     for p in "${pods[@]}"; do ip netns del "$p" 2>/dev/null; done
     ip link del vsw-demo-eh 2>/dev/null
     rm -rf "$work"
+    rm -f /run/vswitch/memif-demo.sock
+    [ -n "$run_dir_made" ] && rmdir /run/vswitch 2>/dev/null
 }
 trap cleanup EXIT
 trap "exit 1" INT TERM PIPE  # so that cleanup runs then too
@@ -64,6 +73,20 @@ echo "== L2: pod-a -> pod-b through bridge domain 1"
 pod vswdemo-a ping -c 3 -i 0.2 -W 2 10.10.0.2
 echo "== L2: pod-e (veth, AF_XDP) -> pod-a (tap) through bridge domain 1"
 pod vswdemo-e ping -c 3 -i 0.2 -W 2 10.10.0.1
+echo "== memif: the CNF (memif client of vswitch, 10.10.0.9) answers pod-a through bridge domain 1"
+target/release/examples/cnf_echo /run/vswitch/memif-demo.sock --id 0 --ip 10.10.0.9/24 >"$work/cnf.log" 2>&1 &
+cnf_pid=$!
+for _ in $(seq 100); do grep -q ready "$work/cnf.log" && break; sleep 0.1; done
+grep ready "$work/cnf.log" || { cat "$work/cnf.log"; exit 1; }
+pod vswdemo-a ping -c 3 -i 0.2 -W 2 10.10.0.9
+echo "UDP echo (port 7) from pod-a:"
+pod vswdemo-a /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b'hello from pod-a', ('10.10.0.9', 7))
+print('  reply:', s.recvfrom(2048)[0].decode())"
+ctl show memif
 echo "== L3: pod-c (10.20.1.2) -> pod-d (10.20.2.2), vswitch is the gateway"
 pod vswdemo-c ping -c 3 -i 0.2 -W 2 10.20.2.2
 echo "== traceroute pod-c -> pod-d: vswitch (10.20.1.1) is the first hop (captured with pcap)"

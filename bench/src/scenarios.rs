@@ -32,7 +32,8 @@ impl Rng {
 }
 
 /// Every scenario, in the order they run by default.
-pub const ALL: &[&str] = &["l2-xconnect", "l2-bridge", "ip4-route", "ip6-route"];
+pub const ALL: &[&str] =
+    &["l2-xconnect", "l2-bridge", "ip4-route", "ip6-route", "srv6-end", "srv6-encaps", "srv6-encaps-3", "srv6-end-dt4"];
 
 /// A configured scenario.
 pub struct Scenario {
@@ -52,6 +53,10 @@ pub fn build(name: &str, quick: bool) -> Result<Scenario, String> {
         "l2-bridge-100" => Ok(l2_bridge(100)),
         "ip4-route" => ip4_route(if quick { 10_000 } else { 1_000_000 }, 10_000),
         "ip6-route" => ip6_route(if quick { 10_000 } else { 100_000 }, 10_000),
+        "srv6-end" => srv6(Srv6::End, 1000),
+        "srv6-encaps" => srv6(Srv6::Encaps(1), 10_000),
+        "srv6-encaps-3" => srv6(Srv6::Encaps(3), 10_000),
+        "srv6-end-dt4" => srv6(Srv6::EndDt4, 1000),
         other => Err(format!("unknown scenario {other:?}; known: {}", ALL.join(", "))),
     }
 }
@@ -239,6 +244,129 @@ fn ip6_route(routes: usize, flows: usize) -> Result<Scenario, String> {
         reader,
         description: format!("pg0 -> pg1 routed, {routes} random IPv6 prefixes + default, {flows} flows"),
     })
+}
+
+/// The SRv6 scenarios.
+#[derive(Clone, Copy)]
+enum Srv6 {
+    /// End at a local SID, the next segment routed out of pg1.
+    End,
+    /// IPv4 steered into a policy of this many SIDs (H.Encaps).
+    Encaps(usize),
+    /// End.DT4: the inner IPv4 packet looked up in VRF 0.
+    EndDt4,
+}
+
+/// pg0 (fd00::1/64, 172.16.0.1/24) receives, pg1 (fc00:b::1/64,
+/// 172.16.1.1/24; router fc00:b::2 / 172.16.1.2 known) sends. Local SIDs
+/// fc00:1::e (End) and fc00:1::4 (End.DT4 in VRF 0), the next SIDs
+/// (fc00::/16) and IPv4 behind pg1 routed to the router, 10.0.0.0/8
+/// steered into a policy of 1 or 3 SIDs. `flows` packet templates.
+fn srv6(kind: Srv6, flows: usize) -> Result<Scenario, String> {
+    use vswitch_nodes::ip::{NextHop, RouteSource};
+    use vswitch_nodes::srv6::{Behavior, EncapKind, LocalSid, Policy, SrTable};
+    use vswitch_srv6::behavior::{EncapParams, EncapTemplate};
+    use vswitch_srv6::policy::{SegmentList, SrPolicy, DEFAULT_BUCKETS};
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let a6 = |s: &str| s.parse::<Ipv6Addr>().expect("an IPv6 address");
+    let mut t = routed_ports(IpFibConfig::default())?;
+    t.interfaces[0].as_mut().unwrap().ip6.push((a6("fd00::1"), 64));
+    t.interfaces[0].as_mut().unwrap().ip4.push((Ipv4Addr::new(172, 16, 0, 1), 24));
+    t.interfaces[1].as_mut().unwrap().ip6.push((a6("fc00:b::1"), 64));
+    t.interfaces[1].as_mut().unwrap().ip4.push((Ipv4Addr::new(172, 16, 1, 1), 24));
+    let fib = Arc::clone(&t.fib);
+    let mut sr = SrTable::new();
+    {
+        let mut c = fib.control();
+        c.sync_interfaces(&t).map_err(|x| e(&x))?;
+        let (nh6, nh4) = (a6("fc00:b::2"), Ipv4Addr::new(172, 16, 1, 2));
+        c.add_static_neighbor(1, IpAddr::V6(nh6), mac(1, 2)).map_err(|x| e(&x))?;
+        c.add_static_neighbor(1, IpAddr::V4(nh4), mac(1, 2)).map_err(|x| e(&x))?;
+        c.add_route(0, "fc00::/16".parse().unwrap(), &[RoutePath::via(nh6, 1)]).map_err(|x| e(&x))?;
+        c.add_route(0, "192.168.0.0/16".parse().unwrap(), &[RoutePath::via(nh4, 1)]).map_err(|x| e(&x))?;
+        for (i, sid, b) in [(0, "fc00:1::e", Behavior::End), (1, "fc00:1::4", Behavior::EndDt4 { vrf: 0 })] {
+            sr.set_localsid(i, Some(LocalSid::new(a6(sid), 0, b))).map_err(|x| e(&x))?;
+            let path = RoutePath::special(NextHop::SrLocalSid { index: i, decap: b.decapsulates() });
+            let prefix = format!("{sid}/128").parse().unwrap();
+            c.set_route_source(0, prefix, RouteSource::Srv6, vec![path]).map_err(|x| e(&x))?;
+        }
+        let sids = ["fc00:3::1", "fc00:4::1", "fc00:5::1"];
+        let n = if let Srv6::Encaps(n) = kind { n } else { 1 };
+        let segs: Vec<Ipv6Addr> = sids[..n].iter().map(|s| a6(s)).collect();
+        let template = EncapTemplate::new(&EncapParams::new(a6("fc00:1::a"), &segs)).map_err(|x| e(&x))?;
+        let policy = SrPolicy::new(a6("fc00:1::b:1"), vec![SegmentList { weight: 1, template }], DEFAULT_BUCKETS)
+            .map_err(|x| e(&x))?;
+        sr.set_policy(0, Some(Policy { policy, encap: EncapKind::Encaps, vrf: 0 })).map_err(|x| e(&x))?;
+        let path = RoutePath::special(NextHop::SrPolicy { index: 0 });
+        c.set_route_source(0, "10.0.0.0/8".parse().unwrap(), RouteSource::Srv6, vec![path]).map_err(|x| e(&x))?;
+    }
+    t.sr = Arc::new(sr);
+    let src = a6("fd00::2").octets();
+    let templates = (0..flows)
+        .map(|i| {
+            let sport = 1024 + (i % 1000) as u16;
+            let inner4 = |dst: [u8; 4]| {
+                let mut f = udp4_frame(mac(0, 0), mac(0, 1), [172, 16, 0, 2], dst, sport, 80);
+                f.drain(..14);
+                f
+            };
+            match kind {
+                Srv6::Encaps(_) => {
+                    let d = (i as u32).to_be_bytes();
+                    udp4_frame(mac(0, 0), mac(0, 1), [172, 16, 0, 2], [10, d[1], d[2], d[3]], sport, 80)
+                }
+                Srv6::End => {
+                    let mut udp = vec![0u8; 8];
+                    udp[0..2].copy_from_slice(&sport.to_be_bytes());
+                    udp[2..4].copy_from_slice(&80u16.to_be_bytes());
+                    udp[4..6].copy_from_slice(&8u16.to_be_bytes());
+                    srv6_frame(&src, &["fc00:1::e", "fc00:3::1"], 1, 17, &udp)
+                }
+                Srv6::EndDt4 => {
+                    let d = (i as u32).to_be_bytes();
+                    srv6_frame(&src, &["fc00:1::4"], 0, 4, &inner4([192, 168, d[2], d[3]]))
+                }
+            }
+        })
+        .collect();
+    let what = match kind {
+        Srv6::End => "End at fc00:1::e, SRH SL 1 -> 0, next SID routed out of pg1".to_string(),
+        Srv6::Encaps(n) => format!("H.Encaps of IPv4 into a {n}-SID policy, out of pg1"),
+        Srv6::EndDt4 => "End.DT4 at fc00:1::4 (SRH SL 0), inner IPv4 looked up in VRF 0".to_string(),
+    };
+    let reader = Some(fib.register_reader());
+    Ok(Scenario {
+        tables: Arc::new(t),
+        templates,
+        rx_port: 0,
+        tx_port: 1,
+        ports: 2,
+        reader,
+        description: format!("pg0 -> pg1, {what}, {flows} flows"),
+    })
+}
+
+/// An Ethernet/IPv6/SRH frame to `segments[sl]` (visiting order) carrying
+/// `payload` of type `nh`.
+fn srv6_frame(src: &[u8; 16], segments: &[&str], sl: u8, nh: u8, payload: &[u8]) -> Vec<u8> {
+    let n = segments.len();
+    let mut srh = vec![nh, (2 * n) as u8, 4, sl, (n - 1) as u8, 0, 0, 0];
+    for s in segments.iter().rev() {
+        srh.extend_from_slice(&s.parse::<Ipv6Addr>().unwrap().octets());
+    }
+    let dst = segments[n - 1 - usize::from(sl)].parse::<Ipv6Addr>().unwrap().octets();
+    let mut f = Vec::with_capacity(14 + 40 + srh.len() + payload.len());
+    f.extend_from_slice(&mac(0, 0).0);
+    f.extend_from_slice(&mac(0, 1).0);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&((srh.len() + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[43, 64]);
+    f.extend_from_slice(src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&srh);
+    f.extend_from_slice(payload);
+    f
 }
 
 /// pg0 and pg1 as routed ports in VRF 0, with a FIB sized for production.

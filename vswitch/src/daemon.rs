@@ -40,6 +40,10 @@ pub struct Baselines {
     pub runtime: Vec<HashMap<&'static str, NodeTotals>>,
     /// By (node, reason), summed over workers.
     pub errors: HashMap<(&'static str, &'static str), u64>,
+    /// SRv6 counters by local SID index, summed over workers.
+    pub sr_localsids: HashMap<u32, crate::show_sr::SrTotals>,
+    /// SRv6 counters by policy index.
+    pub sr_policies: HashMap<u32, crate::show_sr::SrTotals>,
 }
 
 /// Daemon settings from the command line.
@@ -85,7 +89,8 @@ impl Daemon {
             Dataplane::start(settings.workers, settings.idle, &settings.pool, controller.tables(), controller.fib())
                 .map_err(|e| format!("starting the data path: {e}"))?;
         let owned = OwnedTaps::load(&settings.state_dir).map_err(|e| e.to_string())?;
-        let ports = DaemonPorts::new(Arc::clone(&dp.workers), owned);
+        let mut ports = DaemonPorts::new(Arc::clone(&dp.workers), owned);
+        ports.set_memif_interrupts(matches!(settings.idle, IdleMode::Interrupt { .. }));
         let fib = Arc::clone(controller.fib());
         let daemon = Daemon {
             control: Mutex::new(Control { controller, ports, store: StateDir::new(&settings.state_dir) }),
@@ -116,7 +121,9 @@ impl Daemon {
     pub fn apply_state(&self, state: DesiredState) -> Result<ApplyReport, ApplyError> {
         let mut guard = self.control();
         let c = &mut *guard;
+        let old_sr = std::sync::Arc::clone(&c.controller.snapshot().sr);
         let report = c.controller.apply(state, &mut c.ports)?;
+        crate::show_sr::rebase(self, &old_sr, &c.controller.snapshot().sr);
         if let Err(e) = c.store.save(c.controller.state()) {
             tracing::error!(error = %e, "the applied state could not be saved; a restart will not restore it");
         }
@@ -229,7 +236,8 @@ impl Daemon {
                 self.baselines().errors = errors;
                 Ok("cleared the error counters".to_string())
             }
-            other => Err(format!("clear {other:?}: expected one of runtime, errors, interfaces")),
+            "sr" => Ok(crate::show_sr::clear(self)),
+            other => Err(format!("clear {other:?}: expected one of runtime, errors, interfaces, sr")),
         }
     }
 
@@ -327,6 +335,7 @@ fn changes(r: &ApplyReport) -> Vec<pb::Change> {
     push(&mut out, "vrf", &r.vrfs);
     push(&mut out, "route", &r.routes);
     push(&mut out, "neighbor", &r.neighbors);
+    push(&mut out, "sr", &r.sr);
     for p in &r.ports_created {
         out.push(pb::Change { kind: "port".into(), op: "created".into(), name: p.to_string() });
     }

@@ -39,6 +39,8 @@ pub struct WorkerHandle {
     pub loop_stats: Arc<WorkerStats>,
     /// Interface counters.
     pub counters: Arc<IfCounters>,
+    /// SRv6 counters (per local SID and policy).
+    pub sr_counters: Arc<vswitch_nodes::srv6::SrCounters>,
 }
 
 /// The workers, as the control thread sees them.
@@ -125,6 +127,7 @@ impl Dataplane {
             let graph_stats = Arc::clone(graph.stats());
             let trace = Arc::clone(graph.trace_log());
             let counters = Arc::clone(&shared.counters);
+            let sr_counters = Arc::clone(&shared.sr);
             let mut w = Worker::new(id, graph, pool.worker(), Arc::clone(tables), shared);
             w.set_reader(fib.register_reader());
             w.set_idle(idle);
@@ -135,6 +138,7 @@ impl Dataplane {
                 trace,
                 loop_stats: Arc::clone(w.stats()),
                 counters,
+                sr_counters,
             };
             match w.spawn(Arc::clone(&stop)) {
                 Ok(t) => threads.push(t),

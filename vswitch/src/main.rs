@@ -195,6 +195,24 @@ async fn serve(daemon: Arc<Daemon>, socket: &std::path::Path, metrics: Option<So
         })
     };
 
+    // memif links change when a peer connects or leaves: followed every
+    // 100 ms (kernel devices with the housekeeping above, every second).
+    let memif_links = {
+        let daemon = Arc::clone(&daemon);
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = rx.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {}
+                }
+                let d = Arc::clone(&daemon);
+                let _ = tokio::task::spawn_blocking(move || follow(&d, true)).await;
+            }
+        })
+    };
+
     let api = vswitch::service::Api::new(Arc::clone(&daemon));
     let server = tokio::spawn(vswitch_api::serve(listener, api, stopped(stop_rx.clone())));
 
@@ -212,6 +230,7 @@ async fn serve(daemon: Arc<Daemon>, socket: &std::path::Path, metrics: Option<So
         let _ = t.await;
     }
     let _ = maint.await;
+    let _ = memif_links.await;
     match server_result {
         Some(Ok(Err(e))) => Err(format!("API server: {e}")),
         Some(Err(e)) => Err(format!("API server task: {e}")),
@@ -220,7 +239,7 @@ async fn serve(daemon: Arc<Daemon>, socket: &std::path::Path, metrics: Option<So
 }
 
 fn maintenance(d: &Daemon) {
-    follow_links(d);
+    follow(d, false);
     {
         let mut c = d.fib.control();
         c.reclaim();
@@ -239,11 +258,13 @@ fn maintenance(d: &Daemon) {
 
 /// Interfaces follow their kernel devices: a port whose device goes down
 /// (or away) is down in the data path, and takes the device's MTU when
-/// its configuration sets none.
-fn follow_links(d: &Daemon) {
+/// its configuration sets none. A memif port is up while connected
+/// (`memif_only`: only those).
+fn follow(d: &Daemon, memif_only: bool) {
     let mut guard = d.control();
     let c = &mut *guard;
-    for (port, link) in c.ports.links() {
+    let links = if memif_only { c.ports.memif_links() } else { c.ports.links() };
+    for (port, link) in links {
         let before = c.controller.link(port);
         if c.controller.set_link(port, link) || before.is_some_and(|b| b != link) {
             let name = c.controller.ports().into_iter().find(|p| p.port == port).map(|p| p.interface);

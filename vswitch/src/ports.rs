@@ -12,6 +12,12 @@
 //! - **af-xdp**: one XDP socket per device queue (`queues`), socket `i`
 //!   polled and used for sending by worker `i % n`; the XDP program is
 //!   detached by the kernel when the sockets close (also on a crash).
+//! - **memif**: an interface on a memif [`Server`] (one per socket path,
+//!   shared by every interface on it, told apart by id; the socket's
+//!   directory is created if missing) or [`Client`] (one per socket path;
+//!   it reconnects by itself). Queue pair `i` is polled and used for
+//!   sending by worker `i % n`. The link is up only while a peer is
+//!   connected ([`DaemonPorts::links`]).
 //! - **pg**: a transmit sink on every worker, no receive queue.
 //!
 //! Taps the daemon creates are persistent while it runs and recorded in
@@ -26,9 +32,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vswitch_control::PortLink;
-use vswitch_control::{PortRegistry, PortSpec, PortType};
+use vswitch_control::{MemifRole, MemifSpec, PortRegistry, PortSpec, PortType};
 use vswitch_port::af_packet::{AfPacketConfig, AfPacketQueue};
 use vswitch_port::af_xdp::{AfXdpConfig, AfXdpQueue};
+use vswitch_port::memif::vswitch_memif::{
+    self, Client, ClientConfig, Interface as MemifInterface, InterfaceInfo, Server, ServerConfig, SocketAddr,
+    SocketStats,
+};
+use vswitch_port::memif::{MemifCounters, MemifPortStats};
 use vswitch_port::netdev::{in_netns, netns_path, NetDev};
 use vswitch_port::pg::PgTx;
 use vswitch_port::tap::{Tap, TapConfig};
@@ -111,7 +122,70 @@ enum Backend {
     AfXdp {
         netdev: Option<NetDev>,
     },
+    Memif {
+        iface: MemifInterface,
+        spec: MemifSpec,
+        counters: MemifCounters,
+        /// The port whose interface (same socket and id) this one took
+        /// over, while that port still exists.
+        replaced: Option<u32>,
+    },
     Pg,
+}
+
+/// The memif server or client of one socket path.
+enum MemifEnd {
+    Server(Server),
+    Client(Client),
+}
+
+impl MemifEnd {
+    fn role(&self) -> MemifRole {
+        match self {
+            MemifEnd::Server(_) => MemifRole::Server,
+            MemifEnd::Client(_) => MemifRole::Client,
+        }
+    }
+
+    fn add(&self, cfg: vswitch_memif::InterfaceConfig) -> io::Result<MemifInterface> {
+        match self {
+            MemifEnd::Server(s) => s.add_interface(cfg),
+            MemifEnd::Client(c) => c.add_interface(cfg),
+        }
+    }
+
+    fn remove(&self, id: u32) -> bool {
+        match self {
+            MemifEnd::Server(s) => s.remove_interface(id),
+            MemifEnd::Client(c) => c.remove_interface(id),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            MemifEnd::Server(s) => s.interfaces().is_empty(),
+            MemifEnd::Client(c) => c.interfaces().is_empty(),
+        }
+    }
+}
+
+/// One memif port, for `show memif`.
+#[derive(Clone, Debug)]
+pub struct MemifPortInfo {
+    /// The interface it belongs to.
+    pub interface: String,
+    /// Its port index.
+    pub port: u32,
+    /// Its configuration.
+    pub spec: MemifSpec,
+    /// What the memif layer knows: state, peer, regions, rings, counters.
+    pub info: InterfaceInfo,
+    /// What the port layer counts, per receive queue.
+    pub rx: Vec<MemifPortStats>,
+    /// What the port layer counts, per transmit queue.
+    pub tx: Vec<MemifPortStats>,
+    /// The server socket's counters (role server).
+    pub socket: Option<SocketStats>,
 }
 
 /// What the daemon knows of a backend, for `show interfaces`.
@@ -130,13 +204,35 @@ pub struct DaemonPorts {
     workers: Arc<Workers>,
     backends: BTreeMap<u32, (Backend, BackendInfo)>,
     owned: OwnedTaps,
+    /// memif servers and clients by socket.
+    memif_ends: BTreeMap<String, MemifEnd>,
+    /// Which port holds each (socket, memif id).
+    memif_owners: BTreeMap<(String, u32), u32>,
+    /// How memif receive queues start (interrupt when the workers block
+    /// on their queues).
+    memif_rx_mode: vswitch_memif::RxMode,
 }
 
 impl DaemonPorts {
     /// A registry handing queues to `workers`, recording owned taps in
     /// `owned`.
     pub fn new(workers: Arc<Workers>, owned: OwnedTaps) -> DaemonPorts {
-        DaemonPorts { workers, backends: BTreeMap::new(), owned }
+        DaemonPorts {
+            workers,
+            backends: BTreeMap::new(),
+            owned,
+            memif_ends: BTreeMap::new(),
+            memif_owners: BTreeMap::new(),
+            memif_rx_mode: vswitch_memif::RxMode::Polling,
+        }
+    }
+
+    /// Whether memif receive queues ask their peers to signal each burst
+    /// (for workers that block on their queues when idle: `--idle
+    /// interrupt`) or poll (peers do not signal). Applies to interfaces
+    /// created from now on.
+    pub fn set_memif_interrupts(&mut self, on: bool) {
+        self.memif_rx_mode = if on { vswitch_memif::RxMode::Interrupt } else { vswitch_memif::RxMode::Polling };
     }
 
     /// What is known of port `port`'s backend.
@@ -303,6 +399,186 @@ impl DaemonPorts {
         Ok((Backend::AfXdp { netdev }, BackendInfo { device: Some(name), owned: false, rx_queues: count }))
     }
 
+    /// The memif server or client of `m.socket`, made if there is none.
+    fn memif_end(&mut self, m: &MemifSpec) -> Result<&MemifEnd, BoxError> {
+        if let Some(end) = self.memif_ends.get(&m.socket) {
+            if end.role() != m.role {
+                return Err(format!(
+                    "memif socket {} is in use in the {} role; it cannot also be {}",
+                    m.socket,
+                    end.role().as_str(),
+                    m.role.as_str()
+                )
+                .into());
+            }
+        } else {
+            let addr = SocketAddr::parse(&m.socket);
+            let end = match m.role {
+                MemifRole::Server => {
+                    if let SocketAddr::Path(p) = &addr {
+                        if let Some(dir) = p.parent() {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| format!("memif socket directory {}: {e}", dir.display()))?;
+                        }
+                    }
+                    let server = Server::bind(ServerConfig::new(addr))?;
+                    tracing::info!(socket = %m.socket, "memif server listening");
+                    MemifEnd::Server(server)
+                }
+                MemifRole::Client => MemifEnd::Client(Client::new(ClientConfig::new(addr))?),
+            };
+            self.memif_ends.insert(m.socket.clone(), end);
+        }
+        Ok(&self.memif_ends[&m.socket])
+    }
+
+    /// Forgets the memif server or client of `socket` if no interface is
+    /// left on it (a server removes its socket file).
+    fn memif_end_gc(&mut self, socket: &str) {
+        if self.memif_ends.get(socket).is_some_and(MemifEnd::is_empty) {
+            self.memif_ends.remove(socket);
+            tracing::info!(socket, "memif socket closed");
+        }
+    }
+
+    /// An interface on the memif server or client of its socket; queue
+    /// pair `i` on worker `i % n`. A port replacing another on the same
+    /// socket and id (its settings changed) takes the id over at once; if
+    /// the new port is removed again while the old one still exists (a
+    /// failed apply being undone), the old one gets its interface back.
+    fn create_memif(&mut self, spec: &PortSpec) -> Result<(Backend, BackendInfo), BoxError> {
+        let m = spec.memif.as_deref().cloned().unwrap_or_default();
+        let previous = self.memif_owners.get(&(m.socket.clone(), m.id)).copied();
+        let (iface, counters, count) = match self.attach_memif(spec.port, &spec.interface, spec.queues, &m) {
+            Ok(x) => x,
+            Err(e) => {
+                if let Some(old) = previous {
+                    self.restore_memif(old);
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(interface = %spec.interface, port = spec.port, role = m.role.as_str(), socket = %m.socket,
+            id = m.id, queues = count, replaced_port = ?previous, "memif interface added");
+        let backend = Backend::Memif { iface, spec: m, counters, replaced: previous };
+        Ok((backend, BackendInfo { device: None, owned: false, rx_queues: count }))
+    }
+
+    /// Adds interface `m.id` on `m.socket` for `port` (taking the id over
+    /// from the port that holds it, if any) and hands its queues to the
+    /// workers. Returns the interface, its counters and its queue count.
+    fn attach_memif(
+        &mut self,
+        port: u32,
+        name: &str,
+        queues: u16,
+        m: &MemifSpec,
+    ) -> Result<(MemifInterface, MemifCounters, usize), BoxError> {
+        let n = self.workers.len();
+        let key = (m.socket.clone(), m.id);
+        let cfg = vswitch_memif::InterfaceConfig {
+            id: m.id,
+            name: name.to_string(),
+            mode: match m.mode {
+                vswitch_control::MemifMode::Ethernet => vswitch_memif::Mode::Ethernet,
+                vswitch_control::MemifMode::Ip => vswitch_memif::Mode::Ip,
+            },
+            secret: m.secret.clone(),
+            queues: queues as usize,
+            log2_ring_size: m.ring_size.trailing_zeros() as u8,
+            buffer_size: m.buffer_size,
+            rx_mode: self.memif_rx_mode,
+            max_frame_len: vswitch_memif::InterfaceConfig::new(0).max_frame_len,
+        };
+        let previous = self.memif_owners.get(&key).copied();
+        let end = self.memif_end(m)?;
+        if previous.is_some() {
+            end.remove(m.id);
+        }
+        let iface = match end.add(cfg) {
+            Ok(i) => i,
+            Err(e) => {
+                if previous.is_some() {
+                    self.memif_owners.remove(&key);
+                }
+                self.memif_end_gc(&m.socket);
+                return Err(format!("memif {} id {}: {e}", m.socket, m.id).into());
+            }
+        };
+        let q = vswitch_port::memif::take_queues(&iface, port).ok_or("memif queues already taken")?;
+        let counters = q.counters.clone();
+        let count = q.rx.len();
+        let mut rx: Vec<Vec<Box<dyn RxQueue>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut tx: Vec<Option<Box<dyn TxQueue>>> = (0..n).map(|_| None).collect();
+        for (i, (r, t)) in q.rx.into_iter().zip(q.tx).enumerate() {
+            rx[i % n].push(Box::new(r));
+            if i < n {
+                tx[i] = Some(Box::new(t));
+            }
+        }
+        if count < n {
+            tracing::warn!(
+                interface = name,
+                queues = count,
+                workers = n,
+                "memif port has fewer queues than workers: workers without one drop what they send to it"
+            );
+        }
+        if let Err(e) = self.hand_out(port, "memif-input", rx, tx) {
+            self.take_back(port);
+            if let Some(end) = self.memif_ends.get(&m.socket) {
+                end.remove(m.id);
+            }
+            if previous.is_some() {
+                self.memif_owners.remove(&key);
+            }
+            self.memif_end_gc(&m.socket);
+            return Err(e);
+        }
+        self.memif_owners.insert(key, port);
+        Ok((iface, counters, count))
+    }
+
+    /// Port `old`, replaced by a port that is being removed again, gets
+    /// its memif interface back (new queues, same settings).
+    fn restore_memif(&mut self, old: u32) {
+        let Some((Backend::Memif { iface, spec, .. }, _)) = self.backends.get(&old) else { return };
+        let (name, queues, m) = (iface.config().name.clone(), iface.config().queues as u16, spec.clone());
+        self.take_back(old);
+        match self.attach_memif(old, &name, queues, &m) {
+            Ok((iface, counters, _)) => {
+                if let Some((Backend::Memif { iface: i, counters: c, .. }, _)) = self.backends.get_mut(&old) {
+                    *i = iface;
+                    *c = counters;
+                }
+                tracing::info!(interface = %name, port = old, socket = %m.socket, id = m.id, "memif interface restored");
+            }
+            Err(e) => tracing::error!(interface = %name, port = old, error = %e, "memif interface not restored"),
+        }
+    }
+
+    /// Every memif port, for `show memif`.
+    pub fn memif_ports(&self) -> Vec<MemifPortInfo> {
+        self.backends
+            .iter()
+            .filter_map(|(&port, (b, _))| match b {
+                Backend::Memif { iface, spec, counters, .. } => Some(MemifPortInfo {
+                    interface: iface.config().name.clone(),
+                    port,
+                    spec: spec.clone(),
+                    info: iface.info(),
+                    rx: counters.rx.iter().map(|c| c.get()).collect(),
+                    tx: counters.tx.iter().map(|c| c.get()).collect(),
+                    socket: match self.memif_ends.get(&spec.socket) {
+                        Some(MemifEnd::Server(s)) => Some(s.stats()),
+                        _ => None,
+                    },
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn create_pg(&mut self, spec: &PortSpec) -> Result<(Backend, BackendInfo), BoxError> {
         let n = self.workers.len();
         let rx = (0..n).map(|_| Vec::new()).collect();
@@ -328,6 +604,18 @@ impl DaemonPorts {
                 Backend::AfPacket { netdev: Some(d) } | Backend::AfXdp { netdev: Some(d) } => {
                     Some((port, read(d, false)))
                 }
+                Backend::Memif { iface, .. } => Some((port, PortLink { up: iface.is_up(), mtu: None })),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The link of every memif port: up while a peer is connected.
+    pub fn memif_links(&self) -> Vec<(u32, PortLink)> {
+        self.backends
+            .iter()
+            .filter_map(|(&port, (b, _))| match b {
+                Backend::Memif { iface, .. } => Some((port, PortLink { up: iface.is_up(), mtu: None })),
                 _ => None,
             })
             .collect()
@@ -346,6 +634,10 @@ impl DaemonPorts {
                 tracing::info!(port, device = tap.name(), "tap removed");
             }
         }
+        // memif servers say "server shutting down" to their peers and
+        // remove their socket files; clients disconnect.
+        self.memif_owners.clear();
+        self.memif_ends.clear();
     }
 }
 
@@ -369,6 +661,7 @@ impl PortRegistry for DaemonPorts {
             PortType::AfPacket => self.create_af_packet(spec)?,
             PortType::Pg => self.create_pg(spec)?,
             PortType::AfXdp => self.create_af_xdp(spec)?,
+            PortType::Memif => self.create_memif(spec)?,
         };
         self.backends.insert(spec.port, made);
         Ok(())
@@ -392,6 +685,30 @@ impl PortRegistry for DaemonPorts {
             }
             Some((Backend::AfXdp { .. }, info)) => {
                 tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-xdp closed")
+            }
+            Some((Backend::Memif { spec: m, replaced, .. }, _)) => {
+                let key = (m.socket.clone(), m.id);
+                // Ports that took this one's interface over no longer
+                // have anything to give back.
+                for (b, _) in self.backends.values_mut() {
+                    if let Backend::Memif { replaced: r @ Some(_), .. } = b {
+                        if *r == Some(spec.port) {
+                            *r = None;
+                        }
+                    }
+                }
+                if self.memif_owners.get(&key) == Some(&spec.port) {
+                    self.memif_owners.remove(&key);
+                    if let Some(end) = self.memif_ends.get(&m.socket) {
+                        end.remove(m.id);
+                    }
+                }
+                tracing::info!(interface = %spec.interface, port = spec.port, socket = %m.socket, id = m.id,
+                    "memif interface removed");
+                if let Some(old) = replaced {
+                    self.restore_memif(old);
+                }
+                self.memif_end_gc(&m.socket);
             }
             Some((Backend::Pg, _)) | None => {}
         }

@@ -22,8 +22,20 @@ pub struct Shown {
 }
 
 /// Every `show` target, as the CLI names them.
-pub const TARGETS: &[&str] =
-    &["interfaces", "bridge-domains", "l2fib", "fib", "neighbors", "runtime", "errors", "trace", "workers", "buffers"];
+pub const TARGETS: &[&str] = &[
+    "interfaces",
+    "bridge-domains",
+    "l2fib",
+    "fib",
+    "neighbors",
+    "runtime",
+    "errors",
+    "trace",
+    "workers",
+    "buffers",
+    "memif",
+    "sr",
+];
 
 /// Renders `show <what> <args>`.
 pub fn show(d: &Daemon, what: &str, args: &[String]) -> Result<Shown, String> {
@@ -38,6 +50,8 @@ pub fn show(d: &Daemon, what: &str, args: &[String]) -> Result<Shown, String> {
         "trace" => Ok(trace(d)),
         "workers" | "threads" => Ok(workers(d)),
         "buffers" => Ok(buffers(d)),
+        "memif" => Ok(crate::show_memif::memif(d)),
+        "sr" => crate::show_sr::sr(d, args),
         other => Err(format!("show {other:?}: expected one of {}", TARGETS.join(", "))),
     }
 }
@@ -93,6 +107,9 @@ fn interfaces(d: &Daemon) -> Shown {
                     }
                     if let Some(ns) = &s.netns {
                         let _ = write!(b, " netns {ns}");
+                    }
+                    if let Some(m) = &s.memif {
+                        let _ = write!(b, " {} {} id {}", m.role.as_str(), m.socket, m.id);
                     }
                     (b, s, info.flatten())
                 });
@@ -251,6 +268,8 @@ fn path_text(t: &Tables, p: &RoutePath) -> (String, Value) {
         NextHop::Punt => ("punt".into(), json!({ "special": "punt" })),
         NextHop::Unreachable => ("unreachable".into(), json!({ "special": "unreachable" })),
         NextHop::Prohibit => ("prohibit".into(), json!({ "special": "prohibit" })),
+        NextHop::SrLocalSid { index, .. } => (format!("sr localsid {index}"), json!({ "sr_localsid": index })),
+        NextHop::SrPolicy { index } => (format!("sr policy {index}"), json!({ "sr_policy": index })),
     };
     let mut j = j;
     j["weight"] = json!(p.weight);

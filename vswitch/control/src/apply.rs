@@ -30,7 +30,7 @@
 //! within one change.
 
 use crate::flat::{flatten, FlatIf, FlatKind, FlatMode};
-use crate::model::{DesiredState, PortType, RouteTarget, SpecialRoute, TagRewrite};
+use crate::model::{DesiredState, MemifSpec, PortType, RouteTarget, SpecialRoute, TagRewrite};
 use crate::validate::{validate, Limits, ValidationError, Warning, MTU_RANGE};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
@@ -61,6 +61,8 @@ pub struct PortSpec {
     pub netns: Option<String>,
     /// Receive queues.
     pub queues: u16,
+    /// memif only: its settings (defaults filled in).
+    pub memif: Option<Box<MemifSpec>>,
 }
 
 impl PortSpec {
@@ -69,6 +71,7 @@ impl PortSpec {
             && self.host_ifname == other.host_ifname
             && self.netns == other.netns
             && self.queues == other.queues
+            && self.memif == other.memif
     }
 }
 
@@ -80,6 +83,9 @@ impl fmt::Display for PortSpec {
         }
         if let Some(n) = &self.netns {
             write!(f, " in netns {n}")?;
+        }
+        if let Some(m) = &self.memif {
+            write!(f, " {} {} id {}", m.role.as_str(), m.socket, m.id)?;
         }
         write!(f, ", {} queue{})", self.queues, if self.queues == 1 { "" } else { "s" })
     }
@@ -191,6 +197,9 @@ pub struct ApplyReport {
     pub routes: Changes<RouteKey>,
     /// Static neighbors.
     pub neighbors: Changes<NeighborKey>,
+    /// SRv6: `localsid fc00::1/128 (vrf 0)`, `policy fc00::b`,
+    /// `steering 10.0.0.0/8 (vrf 0)`, `steering interface pod-l2`, `hmac key 7`.
+    pub sr: Changes<String>,
     /// Port backends created (before publication).
     pub ports_created: Vec<PortSpec>,
     /// Port backends removed (after publication).
@@ -210,6 +219,7 @@ impl ApplyReport {
             && self.vrfs.is_empty()
             && self.routes.is_empty()
             && self.neighbors.is_empty()
+            && self.sr.is_empty()
             && self.ports_created.is_empty()
             && self.ports_removed.is_empty()
     }
@@ -227,6 +237,7 @@ impl fmt::Display for ApplyReport {
         self.vrfs.write(f, "vrfs")?;
         self.routes.write(f, "routes")?;
         self.neighbors.write(f, "neighbors")?;
+        self.sr.write(f, "sr")?;
         for p in &self.ports_created {
             writeln!(f, "created {p}")?;
         }
@@ -436,6 +447,7 @@ struct Plan {
     alloc: Allocation,
     interfaces: Vec<Interface>,
     programmed: Programmed,
+    sr: crate::sr::SrPlan,
 }
 
 /// The control plane's view of one node: desired state in, tables out.
@@ -446,6 +458,9 @@ pub struct Controller {
     tables: Arc<ArcSwap<Tables>>,
     alloc: Allocation,
     programmed: Programmed,
+    /// The SRv6 section in force (its indices, held adjacencies, routes
+    /// and the SR table of the snapshot).
+    sr: crate::sr::SrState,
     /// What the port backends report of their kernel devices, by port.
     links: HashMap<u32, PortLink>,
 }
@@ -496,6 +511,7 @@ impl Controller {
             tables,
             alloc: Allocation::default(),
             programmed,
+            sr: crate::sr::SrState::default(),
             links: HashMap::new(),
         }
     }
@@ -630,6 +646,21 @@ impl Controller {
                 return Err(ApplyError::Fib { step, error, rollback_failures });
             }
         }
+        // 2b. SRv6: its routes and adjacencies (against the new
+        //     interfaces), the SR table of the new snapshot.
+        let mut sr_work = {
+            let mut c = self.fib.control();
+            match self.sr.program(plan.sr.clone(), &mut c) {
+                Ok(w) => w,
+                Err((step, error)) => {
+                    let rollback_failures = rollback_fib(&mut c, fib_undo, &old);
+                    drop(c);
+                    undo_ports(ports);
+                    return Err(ApplyError::Fib { step, error, rollback_failures });
+                }
+            }
+        };
+        tables.sr = Arc::clone(&sr_work.state.table);
 
         // 3. Static MACs and ARP entries; new domains get new tables.
         let mut domains: BTreeMap<u16, Arc<BridgeDomain>> = BTreeMap::new();
@@ -648,6 +679,7 @@ impl Controller {
             if let Err(message) = install_statics(&macs, &arp, bp, old_plan, &mut bd_undo) {
                 let mut rollback_failures = undo_statics(bd_undo);
                 let mut c = self.fib.control();
+                rollback_failures.extend(sr_work.rollback(&mut c));
                 rollback_failures.extend(rollback_fib(&mut c, fib_undo, &old));
                 drop(c);
                 undo_ports(ports);
@@ -687,6 +719,7 @@ impl Controller {
         let kept = &self.alloc.ports;
         self.links.retain(|port, _| kept.values().any(|p| p.port == *port));
         self.programmed = plan.programmed;
+        self.sr = sr_work.commit(&mut self.fib.control());
         self.state = new;
         Ok(report)
     }
@@ -727,6 +760,7 @@ impl Controller {
                 host_ifname: spec.host_ifname.clone(),
                 netns: spec.netns.clone(),
                 queues: spec.queues.unwrap_or(1),
+                memif: (spec.port_type == PortType::Memif).then(|| Box::new(spec.memif.clone().unwrap_or_default())),
             };
             match alloc.ports.get(&f.name) {
                 Some(cur) if cur.same_backend(&want) => want.port = cur.port,
@@ -878,7 +912,8 @@ impl Controller {
                 NeighborPlan { interface: n.interface.clone(), mac: n.mac.0, vrf },
             );
         }
-        Plan { alloc, interfaces, programmed }
+        let sr = crate::sr::plan(state, |name| alloc.sw_ifs[name].0);
+        Plan { alloc, interfaces, programmed, sr }
     }
 
     /// The difference between what is in force and `plan`.
@@ -936,7 +971,8 @@ impl Controller {
         };
         let bds_reshaped = new_p.bds.iter().any(|(k, v)| old_p.bds.get(k).is_none_or(|o| !o.same_shape(v)))
             || old_p.bds.keys().any(|k| !new_p.bds.contains_key(k));
-        r.published = !r.interfaces.is_empty() || bds_reshaped;
+        r.sr = crate::sr::changes(&self.sr.plan, &plan.sr);
+        r.published = !r.interfaces.is_empty() || bds_reshaped || !r.sr.is_empty();
         r
     }
 }
@@ -965,6 +1001,7 @@ fn empty_tables(fib: &Arc<IpFib>) -> Tables {
         bridge_domains: Vec::new(),
         port_if: Vec::new(),
         fib: Arc::clone(fib),
+        sr: Default::default(),
     }
 }
 

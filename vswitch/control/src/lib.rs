@@ -21,6 +21,7 @@
 pub mod apply;
 mod flat;
 pub mod model;
+pub mod sr;
 pub mod store;
 pub mod validate;
 
@@ -29,9 +30,13 @@ pub use apply::{
     PortSpec, RouteKey,
 };
 pub use model::{
-    generated_mac, ArpEntrySpec, BridgeDomainSpec, BridgeSpec, BviSpec, DesiredState, InterfaceSpec, L3Spec, Mac, Mode,
-    NeighborSpec, NextHopSpec, ParseError, PortType, RouteSpec, RouteTarget, SpecialRoute, StaticMacSpec, TagRewrite,
-    VlanSpec, VrfSpec, XConnectSpec,
+    generated_mac, ArpEntrySpec, BridgeDomainSpec, BridgeSpec, BviSpec, DesiredState, InterfaceSpec, L3Spec, Mac,
+    MemifMode, MemifRole, MemifSpec, Mode, NeighborSpec, NextHopSpec, ParseError, PortType, RouteSpec, RouteTarget,
+    SpecialRoute, StaticMacSpec, TagRewrite, VlanSpec, VrfSpec, XConnectSpec, DEFAULT_MEMIF_SOCKET,
+};
+pub use sr::{
+    CsidSpec, EncapSpec, FlavorSpec, HmacKeySpec, HmacModeSpec, LocalSidSpec, PolicySpec, SegmentListSpec, SidBehavior,
+    SrSpec, SteeringSpec,
 };
 pub use store::{StateDir, StoreError};
 pub use validate::{validate, Limits, ValidationError, Warning};

@@ -37,6 +37,9 @@ pub struct DesiredState {
     /// Static neighbors (ARP / ND entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbors: Vec<NeighborSpec>,
+    /// SRv6: local SIDs, policies, steering, HMAC keys (`crate::sr`).
+    #[serde(default, skip_serializing_if = "crate::sr::SrSpec::is_empty")]
+    pub sr: crate::sr::SrSpec,
 }
 
 /// Why a YAML document could not be read as a [`DesiredState`].
@@ -91,16 +94,20 @@ pub enum PortType {
     AfXdp,
     /// The packet generator: no host device (tests and benchmarks).
     Pg,
+    /// A memif interface (shared-memory rings with a CNF, VPP or DPDK):
+    /// no host device; settings in [`InterfaceSpec::memif`].
+    Memif,
 }
 
 impl PortType {
-    /// Its name in the YAML (`tap`, `af-packet`, `af-xdp`, `pg`).
+    /// Its name in the YAML (`tap`, `af-packet`, `af-xdp`, `pg`, `memif`).
     pub fn as_str(&self) -> &'static str {
         match self {
             PortType::Tap => "tap",
             PortType::AfPacket => "af-packet",
             PortType::AfXdp => "af-xdp",
             PortType::Pg => "pg",
+            PortType::Memif => "memif",
         }
     }
 }
@@ -288,6 +295,8 @@ pub struct InterfaceSpec {
     pub mode: Mode,
     /// VLAN sub-interfaces.
     pub vlans: Vec<VlanSpec>,
+    /// memif only: the memif settings (all defaults when absent).
+    pub memif: Option<MemifSpec>,
 }
 
 impl InterfaceSpec {
@@ -304,6 +313,7 @@ impl InterfaceSpec {
             queues: None,
             mode: Mode::Disabled,
             vlans: Vec::new(),
+            memif: None,
         }
     }
 }
@@ -334,6 +344,8 @@ struct RawInterface {
     xconnect: Option<XConnectSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     vlans: Vec<VlanSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memif: Option<MemifSpec>,
 }
 
 impl TryFrom<RawInterface> for InterfaceSpec {
@@ -351,6 +363,7 @@ impl TryFrom<RawInterface> for InterfaceSpec {
             queues: r.queues,
             mode,
             vlans: r.vlans,
+            memif: r.memif,
         })
     }
 }
@@ -371,6 +384,132 @@ impl From<InterfaceSpec> for RawInterface {
             bridge,
             xconnect,
             vlans: i.vlans,
+            memif: i.memif,
+        }
+    }
+}
+
+/// The memif settings of a `type: memif` interface. Its queue pairs are
+/// the interface's `queues`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemifSpec {
+    /// Which end of the protocol vswitch is (default `server`).
+    #[serde(default, skip_serializing_if = "MemifRole::is_server")]
+    pub role: MemifRole,
+    /// The control socket: an absolute path, or `@name` for an abstract
+    /// socket (default `/run/vswitch/memif.sock`). Interfaces on one
+    /// path share one server (or client), told apart by `id`.
+    #[serde(default = "default_memif_socket", skip_serializing_if = "is_default_memif_socket")]
+    pub socket: String,
+    /// The memif interface id, unique per socket (default 0).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub id: u32,
+    /// Shared secret, 1 to 24 bytes (a server refuses clients without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Ethernet frames or IP packets (default `ethernet`).
+    #[serde(default, skip_serializing_if = "MemifMode::is_ethernet")]
+    pub mode: MemifMode,
+    /// Descriptors per ring, a power of two in 256..=16384 (default 1024;
+    /// the client decides: a server uses the client's).
+    #[serde(default = "default_memif_ring_size", skip_serializing_if = "is_default_memif_ring_size")]
+    pub ring_size: u32,
+    /// Bytes per shared-memory buffer, 128..=65535 (default 2048; the
+    /// client decides). Longer frames are chained over several.
+    #[serde(default = "default_memif_buffer_size", skip_serializing_if = "is_default_memif_buffer_size")]
+    pub buffer_size: u32,
+}
+
+impl Default for MemifSpec {
+    fn default() -> Self {
+        MemifSpec {
+            role: MemifRole::Server,
+            socket: default_memif_socket(),
+            id: 0,
+            secret: None,
+            mode: MemifMode::Ethernet,
+            ring_size: default_memif_ring_size(),
+            buffer_size: default_memif_buffer_size(),
+        }
+    }
+}
+
+/// The default memif socket.
+pub const DEFAULT_MEMIF_SOCKET: &str = "/run/vswitch/memif.sock";
+
+fn default_memif_socket() -> String {
+    DEFAULT_MEMIF_SOCKET.to_string()
+}
+
+fn is_default_memif_socket(s: &str) -> bool {
+    s == DEFAULT_MEMIF_SOCKET
+}
+
+fn default_memif_ring_size() -> u32 {
+    1024
+}
+
+fn is_default_memif_ring_size(v: &u32) -> bool {
+    *v == 1024
+}
+
+fn default_memif_buffer_size() -> u32 {
+    2048
+}
+
+fn is_default_memif_buffer_size(v: &u32) -> bool {
+    *v == 2048
+}
+
+/// Which end of the memif protocol vswitch is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemifRole {
+    /// Listens on the socket; the peer (a CNF) connects and provides the
+    /// shared memory (VPP: master).
+    #[default]
+    Server,
+    /// Connects to the peer's socket and provides the shared memory,
+    /// reconnecting by itself (VPP: slave).
+    Client,
+}
+
+impl MemifRole {
+    fn is_server(&self) -> bool {
+        *self == MemifRole::Server
+    }
+
+    /// `server` or `client`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MemifRole::Server => "server",
+            MemifRole::Client => "client",
+        }
+    }
+}
+
+/// What a memif interface carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemifMode {
+    /// Ethernet frames.
+    #[default]
+    Ethernet,
+    /// IP packets without an Ethernet header.
+    Ip,
+}
+
+impl MemifMode {
+    fn is_ethernet(&self) -> bool {
+        *self == MemifMode::Ethernet
+    }
+
+    /// `ethernet` or `ip`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MemifMode::Ethernet => "ethernet",
+            MemifMode::Ip => "ip",
         }
     }
 }

@@ -16,7 +16,7 @@
 //! other way); a one-way cross-connect gets a [`Warning`], not an error.
 
 use crate::flat::{flatten, FlatIf, FlatKind, FlatMode};
-use crate::model::{DesiredState, PortType, RouteTarget, TagRewrite};
+use crate::model::{DesiredState, MemifMode, MemifRole, MemifSpec, PortType, RouteTarget, TagRewrite};
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -80,16 +80,41 @@ pub const MAX_NAME_LEN: usize = 15;
 /// Most next hops of a route (the buckets of a load-balance).
 pub const MAX_NEXT_HOPS: usize = vswitch_fib::lb::MAX_BUCKETS;
 
+/// Queue pairs of a memif interface.
+pub const MEMIF_QUEUES_RANGE: std::ops::RangeInclusive<u16> = 1..=8;
+/// Descriptors per memif ring (powers of two).
+pub const MEMIF_RING_SIZE_RANGE: std::ops::RangeInclusive<u32> = 256..=16384;
+/// Bytes per memif buffer.
+pub const MEMIF_BUFFER_SIZE_RANGE: std::ops::RangeInclusive<u32> = 128..=65535;
+
+/// A memif control socket: an absolute path, or `@name` (abstract), that
+/// fits a unix socket address (107 bytes).
+fn memif_socket_problem(s: &str) -> Option<String> {
+    let ok = match s.strip_prefix('@') {
+        Some(name) => !name.is_empty() && !name.contains('\0'),
+        None => s.starts_with('/') && !s.ends_with('/') && !s.split('/').any(|c| c == "..") && !s.contains('\0'),
+    };
+    if !ok {
+        return Some(format!("{s:?} is neither an absolute path nor an abstract socket name (@name)"));
+    }
+    if s.len() > 107 {
+        return Some(format!("{s:?} is {} bytes; a unix socket address holds 107", s.len()));
+    }
+    None
+}
+
 /// Checks `state`; on success returns its warnings.
 pub fn validate(state: &DesiredState, limits: &Limits) -> Result<Vec<Warning>, Vec<ValidationError>> {
     let mut c = Checker::new(state, limits);
     c.vrfs();
     c.bridge_domain_ids();
     c.interfaces();
+    c.memif();
     c.overlaps();
     c.bridge_domain_contents();
     c.routes();
     c.neighbors();
+    c.srv6();
     if c.errors.is_empty() {
         Ok(c.warnings)
     } else {
@@ -332,10 +357,10 @@ impl<'a> Checker<'a> {
             match f.kind {
                 FlatKind::Port(spec) => {
                     match (&spec.host_ifname, spec.port_type) {
-                        (Some(_), PortType::Pg) => {
-                            self.error(format!("{}.host_ifname", f.path), "pg interfaces have no host device")
+                        (Some(_), t @ (PortType::Pg | PortType::Memif)) => {
+                            self.error(format!("{}.host_ifname", f.path), format!("{t} interfaces have no host device"))
                         }
-                        (None, t) if t != PortType::Pg => {
+                        (None, t) if t != PortType::Pg && t != PortType::Memif => {
                             self.error(format!("{}.host_ifname", f.path), format!("required for type {t}"))
                         }
                         (Some(h), _) => {
@@ -467,6 +492,103 @@ impl<'a> Checker<'a> {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// memif settings: only on memif interfaces, values in range, and per
+    /// socket one role and unique interface ids.
+    fn memif(&mut self) {
+        // socket -> (role, path of the first interface on it); (socket, id)
+        // -> path of the first interface with it.
+        let mut roles: HashMap<String, (MemifRole, String)> = HashMap::new();
+        let mut ids: HashMap<(String, u32), String> = HashMap::new();
+        for spec_at in 0..self.flat.len() {
+            let f = &self.flat[spec_at];
+            let FlatKind::Port(spec) = f.kind else { continue };
+            let path = f.path.clone();
+            if spec.port_type != PortType::Memif {
+                if spec.memif.is_some() {
+                    self.error(
+                        format!("{path}.memif"),
+                        format!("only memif interfaces have memif settings (this is {})", spec.port_type),
+                    );
+                }
+                continue;
+            }
+            let default = MemifSpec::default();
+            let m = spec.memif.as_ref().unwrap_or(&default);
+            let queues = spec.queues.unwrap_or(1);
+            if QUEUES_RANGE.contains(&queues) && !MEMIF_QUEUES_RANGE.contains(&queues) {
+                self.error(
+                    format!("{path}.queues"),
+                    format!("{queues} is more than a memif interface has ({})", range_text(&MEMIF_QUEUES_RANGE)),
+                );
+            }
+            let p = format!("{path}.memif");
+            if let Some(e) = memif_socket_problem(&m.socket) {
+                self.error(format!("{p}.socket"), e);
+            }
+            if let Some(secret) = &m.secret {
+                if secret.is_empty() || secret.len() > 24 || secret.contains('\0') {
+                    self.error(
+                        format!("{p}.secret"),
+                        format!("is {} bytes; a secret is 1 to 24 bytes, no NUL", secret.len()),
+                    );
+                }
+            }
+            if m.mode == MemifMode::Ip {
+                self.error(
+                    format!("{p}.mode"),
+                    "ip is not supported yet: vswitch's memif interfaces carry Ethernet frames (mode ethernet)",
+                );
+            }
+            if !m.ring_size.is_power_of_two() || !MEMIF_RING_SIZE_RANGE.contains(&m.ring_size) {
+                self.error(
+                    format!("{p}.ring_size"),
+                    format!("{} is not a power of two in {}", m.ring_size, range_text(&MEMIF_RING_SIZE_RANGE)),
+                );
+            }
+            if !MEMIF_BUFFER_SIZE_RANGE.contains(&m.buffer_size) {
+                self.error(
+                    format!("{p}.buffer_size"),
+                    format!("{} is outside {}", m.buffer_size, range_text(&MEMIF_BUFFER_SIZE_RANGE)),
+                );
+            }
+            // A client makes the shared memory: rings and buffers of every
+            // queue pair, addressed with 32-bit offsets.
+            let need = 2 * u64::from(queues) * u64::from(m.ring_size) * (u64::from(m.buffer_size) + 16);
+            if m.role == MemifRole::Client && need > 1 << 32 {
+                self.error(
+                    p.clone(),
+                    format!(
+                        "{queues} queue pairs of {} x {}-byte buffers need {need} bytes of shared memory, \
+                         more than 4 GiB",
+                        m.ring_size, m.buffer_size
+                    ),
+                );
+            }
+            match roles.get(m.socket.as_str()) {
+                Some((role, first)) if *role != m.role => self.error(
+                    format!("{p}.role"),
+                    format!(
+                        "socket {} is used in the {} role by {first}; one socket is either served or connected to",
+                        m.socket,
+                        role.as_str()
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    roles.insert(m.socket.clone(), (m.role, path.clone()));
+                }
+            }
+            match ids.get(&(m.socket.clone(), m.id)) {
+                Some(first) => {
+                    self.error(format!("{p}.id"), format!("{} is also used on socket {} by {first}", m.id, m.socket))
+                }
+                None => {
+                    ids.insert((m.socket.clone(), m.id), path);
                 }
             }
         }
@@ -691,6 +813,13 @@ impl<'a> Checker<'a> {
                 RouteTarget::Special(_) => {}
             }
         }
+    }
+
+    /// The `sr:` section (`crate::sr`).
+    fn srv6(&mut self) {
+        let view = crate::sr::IfView { flat: &self.flat, by_name: &self.by_name, vrfs: &self.vrfs };
+        let errors = crate::sr::check(self.state, &view);
+        self.errors.extend(errors);
     }
 
     fn neighbors(&mut self) {

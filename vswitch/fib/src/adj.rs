@@ -60,6 +60,17 @@ pub enum AdjKind {
     Unreachable = 6,
     /// Administratively prohibited (ICMP prohibited).
     Prohibit = 7,
+    /// An SRv6 local SID that keeps the packet IPv6 (End, End.X, End.T,
+    /// End.B6.*): hand it to the SR local SID node. The SID's index in the
+    /// SR table is the adjacency's [`Adjacency::index`]; the FIB knows
+    /// nothing else of it.
+    SrLocalSid = 8,
+    /// An SRv6 local SID that decapsulates (End.DX*, End.DT*): as
+    /// [`AdjKind::SrLocalSid`], for the decapsulating node.
+    SrLocalSidDecap = 9,
+    /// Steered into an SR policy (headend encapsulation): the policy's
+    /// index is [`Adjacency::index`].
+    SrPolicy = 10,
 }
 
 impl AdjKind {
@@ -74,6 +85,9 @@ impl AdjKind {
             5 => AdjKind::Incomplete,
             6 => AdjKind::Unreachable,
             7 => AdjKind::Prohibit,
+            8 => AdjKind::SrLocalSid,
+            9 => AdjKind::SrLocalSidDecap,
+            10 => AdjKind::SrPolicy,
             _ => return None,
         })
     }
@@ -117,6 +131,21 @@ impl Adjacency {
         a.rewrite_len = rewrite.len() as u8;
         a.rewrite[..rewrite.len()].copy_from_slice(rewrite);
         Ok(a)
+    }
+
+    /// An adjacency of `kind` that points at entry `index` of a table
+    /// outside the FIB (the SRv6 kinds): the FIB stores the kind and the
+    /// index (in the `sw_if` word) and nothing else.
+    pub const fn indexed(kind: AdjKind, index: u32) -> Self {
+        let mut a = Self::new(kind);
+        a.sw_if = index;
+        a
+    }
+
+    /// The table index of an [`Adjacency::indexed`] adjacency.
+    #[inline(always)]
+    pub const fn index(&self) -> u32 {
+        self.sw_if
     }
 
     /// A glean adjacency for an attached IPv4 subnet on `sw_if`.
@@ -425,10 +454,13 @@ mod tests {
         assert_eq!(a.rewrite_bytes().len(), 18);
         assert_eq!(a.next_hop_v4(), Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(Adjacency::decode(&[0; WORDS]), Adjacency::DROP);
-        for k in 0..=7u8 {
+        for k in 0..=10u8 {
             assert_eq!(AdjKind::from_u8(k).unwrap() as u8, k);
         }
-        assert_eq!(AdjKind::from_u8(8), None);
+        assert_eq!(AdjKind::from_u8(11), None);
+        let sr = Adjacency::indexed(AdjKind::SrPolicy, 77);
+        assert_eq!(Adjacency::decode(&sr.encode()), sr);
+        assert_eq!((sr.kind, sr.index()), (AdjKind::SrPolicy, 77));
     }
 
     #[test]

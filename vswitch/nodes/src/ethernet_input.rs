@@ -10,7 +10,9 @@
 //! interface-output, and a plain bridge member straight to l2-learn or
 //! l2-fwd: l2-input would have nothing to do but what is done here. An
 //! untagged frame on a routed port is classified from the cached interface
-//! without the general lookup.
+//! without the general lookup. Frames of an interface with no forwarding
+//! mode that is steered into an SR policy (`Tables::sr`) go, tags and all,
+//! to sr-pl-rewrite-encaps-l2.
 
 use crate::{Cx, IfCounters, IfMode, Interface, Tables};
 use std::fmt;
@@ -29,6 +31,7 @@ next_arcs! {
         Transmit = "interface-output",
         Learn = "l2-learn",
         Forward = "l2-fwd",
+        SrL2 = "sr-pl-rewrite-encaps-l2",
     }
 }
 
@@ -234,7 +237,11 @@ impl Node<Tables> for EthernetInput {
                             Some(sub) => sub,
                             // A tagged frame on an L2 port with no matching
                             // sub-interface is switched as it is (a trunk).
-                            None if matches!(port.mode, IfMode::Bridge { .. } | IfMode::XConnect { .. }) => port,
+                            None if matches!(port.mode, IfMode::Bridge { .. } | IfMode::XConnect { .. })
+                                || tables.sr.l2_policy(port.sw_if).is_some() =>
+                            {
+                                port
+                            }
                             None => {
                                 cx.discard(p, E::NoSubInterface);
                                 continue;
@@ -287,10 +294,17 @@ impl Node<Tables> for EthernetInput {
                     m.l3 = m.current;
                     next
                 }
-                IfMode::Disabled => {
-                    cx.discard(p, E::NotForwarding);
-                    continue;
-                }
+                IfMode::Disabled => match tables.sr.l2_policy(intf.sw_if) {
+                    // Steered into an SR policy (H.Encaps.L2).
+                    Some(policy) => {
+                        m.opaque[0] = policy;
+                        Next::SrL2
+                    }
+                    None => {
+                        cx.discard(p, E::NotForwarding);
+                        continue;
+                    }
+                },
             };
             cx.enqueue(next, p);
         }

@@ -17,6 +17,7 @@ pub mod ip6;
 pub mod l2;
 pub mod port_input;
 pub mod registry;
+pub mod srv6;
 pub mod tables;
 
 pub use counters::IfCounters;

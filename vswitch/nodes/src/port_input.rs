@@ -44,6 +44,12 @@ impl PortKind for AfXdp {
     const NAME: &'static str = "af-xdp-input";
 }
 
+/// A memif interface (`vswitch_port::memif`).
+pub struct Memif;
+impl PortKind for Memif {
+    const NAME: &'static str = "memif-input";
+}
+
 next_arcs! {
     /// Where port input sends packets.
     pub enum PortInputNext { Ethernet = "ethernet-input" }

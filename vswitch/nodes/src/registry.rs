@@ -9,7 +9,7 @@ use crate::l2::fwd::L2Fwd;
 use crate::l2::input::L2Input;
 use crate::l2::learn::L2Learn;
 use crate::l2::output::L2Output;
-use crate::port_input::{AfPacket, AfXdp, Pg, PortInput, Tap};
+use crate::port_input::{AfPacket, AfXdp, Memif, Pg, PortInput, Tap};
 use crate::Tables;
 use std::sync::Arc;
 use vswitch_graph::{Graph, GraphBuilder};
@@ -26,6 +26,8 @@ pub struct WorkerShared {
     /// IPv4 packets held while ARP resolves their next hop (shared by
     /// ip4-arp and arp-input; see `ip4::arp::service_ip4_hold`).
     pub ip4_hold: crate::ip4::arp::Ip4Hold,
+    /// SRv6 counters of this worker (per local SID and policy).
+    pub sr: Arc<crate::srv6::SrCounters>,
 }
 
 /// A builder holding every standard node; add ports and build.
@@ -36,6 +38,7 @@ pub fn standard_graph(shared: &WorkerShared) -> GraphBuilder<Tables> {
         .node(PortInput::<Tap>::new(c.clone()))
         .node(PortInput::<AfPacket>::new(c.clone()))
         .node(PortInput::<AfXdp>::new(c.clone()))
+        .node(PortInput::<Memif>::new(c.clone()))
         .node(EthernetInput::new(c.clone()))
         .node(L2Input)
         .node(L2Learn::new())
@@ -60,6 +63,10 @@ pub fn standard_graph(shared: &WorkerShared) -> GraphBuilder<Tables> {
         .node(crate::ip6::Ip6Discover::default())
         .node(crate::ip6::Ip6IcmpError::default())
         .feature_arc(crate::ip6::UNICAST_ARC, &[], "ip6-lookup")
+        .node(crate::srv6::SrLocalSid::new(shared.sr.clone()))
+        .node(crate::srv6::SrLocalSidD::new(shared.sr.clone()))
+        .node(crate::srv6::SrEncaps::new(shared.sr.clone()))
+        .node(crate::srv6::SrEncapsL2::new(shared.sr.clone()))
         .node(InterfaceOutput::new(c.clone()))
 }
 
@@ -105,7 +112,19 @@ mod tests {
         let b = super::standard_graph(&super::WorkerShared::default());
         assert_eq!(b.missing_nodes(), Vec::<&str>::new());
         let g = b.build().unwrap();
-        for name in ["pg-input", "ethernet-input", "l2-learn", "ip4-lookup", "ip6-lookup", "arp-input", "punt"] {
+        for name in [
+            "pg-input",
+            "ethernet-input",
+            "l2-learn",
+            "ip4-lookup",
+            "ip6-lookup",
+            "arp-input",
+            "punt",
+            "sr-localsid",
+            "sr-localsid-d",
+            "sr-pl-rewrite-encaps",
+            "sr-pl-rewrite-encaps-l2",
+        ] {
             assert!(g.node_index(name).is_some(), "{name}");
         }
     }
@@ -154,7 +173,7 @@ mod tests {
     #[test]
     fn kernel_port_input_nodes_are_registered() {
         let g = super::standard_graph(&super::WorkerShared::default()).build().unwrap();
-        for name in ["tap-input", "af-packet-input", "af-xdp-input"] {
+        for name in ["tap-input", "af-packet-input", "af-xdp-input", "memif-input"] {
             assert!(g.node_index(name).is_some(), "{name}");
         }
     }

@@ -210,6 +210,9 @@ pub struct Tables {
     /// is an empty FIB with small tables; a control plane installs its own
     /// sized one (`IpFib::new(IpFibConfig::default())`).
     pub fib: Arc<crate::ip::fib::IpFib>,
+    /// SRv6 local SIDs, policies and steering (immutable, replaced with
+    /// the snapshot; the FIB's SR adjacencies index it).
+    pub sr: Arc<crate::srv6::SrTable>,
 }
 
 impl Tables {

@@ -11,8 +11,9 @@
 //! tap device, one syscall per packet), [`af_packet`] (a packet socket
 //! on an existing device with TPACKET_V3 rings) and [`af_xdp`] (XDP
 //! sockets on an existing device, with an XDP program assembled and
-//! loaded without libbpf); [`netdev`] has what they share about kernel
-//! devices and namespaces.
+//! loaded without libbpf) and [`memif`] (shared-memory rings with a
+//! CNF, VPP or DPDK, through the `vswitch-memif` crate); [`netdev`] has
+//! what the kernel backends share about devices and namespaces.
 //!
 //! This is one of the layers allowed `unsafe`: syscalls, `ioctl`s and the
 //! kernel-shared ring memory. Every `unsafe` block says why it is sound.
@@ -21,6 +22,7 @@
 
 pub mod af_packet;
 pub mod af_xdp;
+pub mod memif;
 pub mod netdev;
 pub mod pg;
 pub mod tap;

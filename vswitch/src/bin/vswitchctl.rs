@@ -3,8 +3,9 @@
 //! ```text
 //! vswitchctl [--socket PATH] apply -f FILE [--dry-run]
 //! vswitchctl get
-//! vswitchctl show <interfaces|bridge-domains|l2fib|fib [vrf]|neighbors|runtime|errors|trace|workers|buffers> [--json]
-//! vswitchctl clear <runtime|errors|interfaces>
+//! vswitchctl show <interfaces|bridge-domains|l2fib|fib [vrf]|neighbors|runtime|errors|trace|workers|buffers|memif> [--json]
+//! vswitchctl show sr <localsids|policies|steering> [--json]
+//! vswitchctl clear <runtime|errors|interfaces|sr>
 //! vswitchctl trace add <node> <count>
 //! vswitchctl trace clear
 //! vswitchctl pcap start --interface <NAME|any> [--rx] [--tx] [--drop] [--max N] [--snaplen BYTES|full]
@@ -48,17 +49,17 @@ enum Cmd {
     /// Show operational state.
     Show {
         /// interfaces, bridge-domains, l2fib, fib, neighbors, runtime,
-        /// errors, trace, workers, buffers.
+        /// errors, trace, workers, buffers, memif, sr.
         what: String,
-        /// Arguments (`show fib 1`: VRF 1).
+        /// Arguments (`show fib 1`: VRF 1; `show sr localsids`).
         args: Vec<String>,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
     },
-    /// Reset counters as show sees them: runtime, errors, interfaces.
+    /// Reset counters as show sees them: runtime, errors, interfaces, sr.
     Clear {
-        /// runtime, errors or interfaces.
+        /// runtime, errors, interfaces or sr.
         what: String,
     },
     /// Packet tracing.

@@ -37,6 +37,8 @@
 //!   set_route_source(vrf, IpNet, RouteSource, Vec<RoutePath>) -> Result<(), IpFibError>
 //!       (an empty path list removes that source)
 //!   route(vrf, IpNet) -> Option<RouteInfo>,  routes() -> Vec<RouteInfo>
+//!   hold_neighbor_adjacency(sw_if, IpAddr) -> Result<u32, _>, release_adjacency(adj)
+//!       a reference on a neighbor adjacency outside any route (SRv6 End.X)
 //!   interface_vrf(sw_if) -> Option<u32>,  is_local_address(vrf, IpAddr) -> bool
 //!   add_vrf(vrf) -> Result<bool, IpFibError>   (routes create VRFs as needed)
 //!   reclaim() -> usize,  fib() -> &Fib,  adjacency_count(), load_balance_count()
@@ -47,7 +49,8 @@
 //!
 //! A prefix may be wanted by several sources at once; the best one is
 //! installed, in this order: [`RouteSource::Local`] (our addresses),
-//! [`RouteSource::Connected`] (interface subnets), [`RouteSource::Static`]
+//! [`RouteSource::Connected`] (interface subnets), [`RouteSource::Srv6`]
+//! (local SIDs and steered prefixes), [`RouteSource::Static`]
 //! (the control plane's routes), [`RouteSource::Neighbor`] (the /32 or
 //! /128 host route of a resolved neighbor). Removing the best source
 //! uncovers the next one.
@@ -65,6 +68,11 @@
 //!   neighbor adjacency of that address, as with `Via`.
 //! - `Local`, `Drop`, `Punt`, `Unreachable`, `Prohibit`: shared special
 //!   adjacencies (`Drop` is `vswitch-fib`'s permanent adjacency 0).
+//! - `SrLocalSid`, `SrPolicy`: an adjacency of an SRv6 kind carrying the
+//!   index of a local SID or a policy in the SR table ([`crate::srv6`]);
+//!   ip6-lookup (and ip4-lookup for policies) hand the packet to the SR
+//!   nodes with that index. They are installed with
+//!   [`RouteSource::Srv6`].
 //!
 //! The paths of the installed source become a load-balance object (ECMP
 //! over paths, UCMP by weight), shared by every route with the same
@@ -158,6 +166,8 @@ pub enum IpFibError {
     BadMac(MacAddr),
     /// The neighbor table is full.
     NeighborTableFull { max: usize },
+    /// An SRv6 local SID on an IPv4 prefix.
+    SidNotIpv6(IpNet),
 }
 
 impl fmt::Display for IpFibError {
@@ -173,6 +183,7 @@ impl fmt::Display for IpFibError {
             IpFibError::OwnAddress(a) => write!(f, "{a} is one of our own addresses"),
             IpFibError::BadMac(m) => write!(f, "{m} is not a unicast MAC address"),
             IpFibError::NeighborTableFull { max } => write!(f, "neighbor table full ({max} entries)"),
+            IpFibError::SidNotIpv6(p) => write!(f, "{p}: an SRv6 local SID is an IPv6 prefix"),
         }
     }
 }
@@ -210,6 +221,19 @@ pub enum NextHop {
     Unreachable,
     /// Drop and send ICMP administratively prohibited.
     Prohibit,
+    /// An SRv6 local SID: entry `index` of the SR table (IPv6 prefixes
+    /// only). `decap` picks the decapsulating node.
+    SrLocalSid {
+        /// The SID's index in the SR table.
+        index: u32,
+        /// A decapsulating behaviour (End.DX*, End.DT*).
+        decap: bool,
+    },
+    /// Steer into SR policy `index` of the SR table (headend).
+    SrPolicy {
+        /// The policy's index in the SR table.
+        index: u32,
+    },
 }
 
 /// One path of a route.
@@ -250,10 +274,13 @@ pub enum RouteSource {
     Local = 0,
     /// Interface subnets.
     Connected = 1,
+    /// SRv6 local SIDs and prefixes steered into SR policies: they replace
+    /// a static route to the same prefix.
+    Srv6 = 2,
     /// Routes from the control plane.
-    Static = 2,
+    Static = 3,
     /// Host routes of resolved neighbors.
-    Neighbor = 3,
+    Neighbor = 4,
 }
 
 /// A route as installed, for `show ip fib` and tests.
@@ -279,14 +306,22 @@ pub struct RouteInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum AdjKey {
     Special(AdjKind),
-    Glean { sw_if: SwIf, v6: bool },
-    Nbr { sw_if: SwIf, addr: IpAddr },
+    /// An SRv6 adjacency: its kind and SR table index.
+    Sr(AdjKind, u32),
+    Glean {
+        sw_if: SwIf,
+        v6: bool,
+    },
+    Nbr {
+        sw_if: SwIf,
+        addr: IpAddr,
+    },
 }
 
 impl AdjKey {
     fn sw_if(&self) -> Option<SwIf> {
         match *self {
-            AdjKey::Special(_) => None,
+            AdjKey::Special(_) | AdjKey::Sr(..) => None,
             AdjKey::Glean { sw_if, .. } | AdjKey::Nbr { sw_if, .. } => Some(sw_if),
         }
     }
@@ -653,6 +688,23 @@ impl FibControl {
         Ok(())
     }
 
+    /// Takes a reference on the neighbor adjacency of `addr` on routed
+    /// interface `sw_if` for a user outside the routes (SRv6 End.X and
+    /// End.DX4/DX6 send to it directly): the same adjacency routes through
+    /// that neighbor share, `Incomplete` until the neighbor resolves, then
+    /// rewritten in place. Give it back with [`release_adjacency`](Self::release_adjacency).
+    pub fn hold_neighbor_adjacency(&mut self, sw_if: SwIf, addr: IpAddr) -> Result<u32, IpFibError> {
+        if !self.ifs.contains_key(&sw_if) {
+            return Err(IpFibError::NotRoutedInterface(sw_if));
+        }
+        self.acquire_adj(AdjKey::Nbr { sw_if, addr })
+    }
+
+    /// Gives back a reference taken by [`hold_neighbor_adjacency`](Self::hold_neighbor_adjacency).
+    pub fn release_adjacency(&mut self, adj: u32) {
+        self.release_adj(adj);
+    }
+
     /// Adds or replaces the control plane's route to `prefix` in `vrf`.
     pub fn add_route(&mut self, vrf: u32, prefix: IpNet, paths: &[RoutePath]) -> Result<(), IpFibError> {
         if paths.iter().all(|p| p.weight == 0) {
@@ -768,6 +820,9 @@ impl FibControl {
                 NextHop::Attached { sw_if } if !self.ifs.contains_key(&sw_if) => {
                     return Err(IpFibError::NotRoutedInterface(sw_if));
                 }
+                NextHop::SrLocalSid { .. } if !matches!(prefix, IpNet::V6(_)) => {
+                    return Err(IpFibError::SidNotIpv6(*prefix));
+                }
                 _ => {}
             }
         }
@@ -784,6 +839,9 @@ impl FibControl {
             NextHop::Punt => AdjKey::Special(AdjKind::Punt),
             NextHop::Unreachable => AdjKey::Special(AdjKind::Unreachable),
             NextHop::Prohibit => AdjKey::Special(AdjKind::Prohibit),
+            NextHop::SrLocalSid { index, decap: false } => AdjKey::Sr(AdjKind::SrLocalSid, index),
+            NextHop::SrLocalSid { index, decap: true } => AdjKey::Sr(AdjKind::SrLocalSidDecap, index),
+            NextHop::SrPolicy { index } => AdjKey::Sr(AdjKind::SrPolicy, index),
         }
     }
 
@@ -791,6 +849,7 @@ impl FibControl {
     fn build_adj(&self, key: &AdjKey) -> Adjacency {
         match *key {
             AdjKey::Special(kind) => Adjacency::new(kind),
+            AdjKey::Sr(kind, index) => Adjacency::indexed(kind, index),
             AdjKey::Glean { sw_if, v6 } => {
                 let Some(i) = self.ifs.get(&sw_if) else { return Adjacency { sw_if, ..Adjacency::DROP } };
                 let mut a = Adjacency::new(AdjKind::Glean);

@@ -12,7 +12,8 @@
 //! Next by adjacency: rewrite → ip4-rewrite, local → ip4-local, glean and
 //! incomplete → ip4-arp, unreachable (host unreachable) and prohibited
 //! (administratively prohibited) → ip4-icmp-error, punt → punt, drop and
-//! no route at all → dropped and counted.
+//! no route at all → dropped and counted, a prefix steered into an SR
+//! policy → sr-pl-rewrite-encaps (the policy's index in `meta.opaque[0]`).
 
 use super::icmp_error::request_icmp_error;
 use crate::ip::punt::punt_reason;
@@ -34,6 +35,7 @@ next_arcs! {
         Arp = "ip4-arp",
         IcmpError = "ip4-icmp-error",
         Punt = "punt",
+        SrPolicy = "sr-pl-rewrite-encaps",
     }
 }
 
@@ -76,7 +78,7 @@ impl fmt::Display for Ip4LookupTrace {
 
 /// The flow hash of an IPv4 packet (`d` from its IP header): addresses,
 /// protocol, and the ports of an unfragmented TCP, UDP or SCTP packet.
-#[inline]
+#[inline(always)]
 pub fn ip4_flow_hash(d: &[u8]) -> u32 {
     let hl = ((d[0] & 0x0f) as usize) << 2;
     let proto = d[9];
@@ -141,7 +143,7 @@ impl Node<Tables> for Ip4Lookup {
             // Runs of packets share a route: its load-balance and, for a
             // single path, its adjacency and kind are read once per run.
             let (mut last_lb, mut multi, mut single) = (u32::MAX, false, 0);
-            let (mut last_adj, mut kind) = (u32::MAX, AdjKind::Drop);
+            let (mut last_adj, mut kind, mut index) = (u32::MAX, AdjKind::Drop, 0);
             for (i, &p) in chunk.iter().enumerate() {
                 let (d, m) = cx.bufs.data_and_meta_mut(p);
                 let traced = m.flags & MetaFlags::TRACED != 0;
@@ -179,7 +181,8 @@ impl Node<Tables> for Ip4Lookup {
                 m.adj = adj;
                 if adj != last_adj {
                     last_adj = adj;
-                    kind = fib.adj(adj).kind;
+                    let a = fib.adj(adj);
+                    (kind, index) = (a.kind, a.index());
                 }
                 if traced {
                     let t = Ip4LookupTrace {
@@ -213,7 +216,12 @@ impl Node<Tables> for Ip4Lookup {
                         cx.count(E::Punted, 1);
                         cx.enqueue(Next::Punt, p);
                     }
-                    AdjKind::Drop => cx.discard(p, E::DropRoute),
+                    AdjKind::SrPolicy => {
+                        cx.bufs.meta_mut(p).opaque[0] = index;
+                        cx.enqueue(Next::SrPolicy, p);
+                    }
+                    // Local SIDs are IPv6 routes only.
+                    AdjKind::Drop | AdjKind::SrLocalSid | AdjKind::SrLocalSidDecap => cx.discard(p, E::DropRoute),
                 }
             }
         }

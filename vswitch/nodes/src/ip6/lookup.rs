@@ -13,7 +13,10 @@
 //! Next by adjacency: rewrite → ip6-rewrite, local → ip6-local, glean and
 //! incomplete → ip6-discover (neighbor discovery), unreachable and
 //! prohibited → ip6-icmp-error (destination unreachable, code 0 "no route"
-//! or code 1 "administratively prohibited"), punt → punt, drop → dropped.
+//! or code 1 "administratively prohibited"), punt → punt, drop → dropped,
+//! an SRv6 local SID → sr-localsid or sr-localsid-d, a prefix steered into
+//! an SR policy → sr-pl-rewrite-encaps (with the SR table index of the SID
+//! or policy in `meta.opaque[0]`).
 //! No route at all is a drop too, with its own counter, and ip6-icmp-error
 //! answers it with "no route to destination" (RFC 4443 3.1, code 0).
 
@@ -37,6 +40,9 @@ next_arcs! {
         Discover = "ip6-discover",
         IcmpError = "ip6-icmp-error",
         Punt = "punt",
+        SrLocalSid = "sr-localsid",
+        SrLocalSidD = "sr-localsid-d",
+        SrPolicy = "sr-pl-rewrite-encaps",
     }
 }
 
@@ -154,7 +160,7 @@ impl Node<Tables> for Ip6Lookup {
                     *lb = fib.lookup6(cx.bufs.meta(p).vrf, *dst);
                 }
             }
-            let (mut last_adj, mut kind) = (u32::MAX, AdjKind::Drop);
+            let (mut last_adj, mut kind, mut index) = (u32::MAX, AdjKind::Drop, 0);
             for (i, &p) in chunk.iter().enumerate() {
                 let (d, m) = cx.bufs.data_and_meta_mut(p);
                 let traced = m.flags & MetaFlags::TRACED != 0;
@@ -187,7 +193,8 @@ impl Node<Tables> for Ip6Lookup {
                 m.adj = adj;
                 if adj != last_adj {
                     last_adj = adj;
-                    kind = fib.adj(adj).kind;
+                    let a = fib.adj(adj);
+                    (kind, index) = (a.kind, a.index());
                 }
                 if traced {
                     let t = Ip6LookupTrace {
@@ -220,6 +227,15 @@ impl Node<Tables> for Ip6Lookup {
                         cx.enqueue(Next::Punt, p);
                     }
                     AdjKind::Drop => cx.discard(p, E::DropRoute),
+                    AdjKind::SrLocalSid | AdjKind::SrLocalSidDecap | AdjKind::SrPolicy => {
+                        cx.bufs.meta_mut(p).opaque[0] = index;
+                        let next = match kind {
+                            AdjKind::SrLocalSid => Next::SrLocalSid,
+                            AdjKind::SrLocalSidDecap => Next::SrLocalSidD,
+                            _ => Next::SrPolicy,
+                        };
+                        cx.enqueue(next, p);
+                    }
                 }
             }
         }
