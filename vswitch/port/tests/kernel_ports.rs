@@ -481,15 +481,25 @@ fn af_packet_reads_mtu_link_state_and_sets_promiscuous_mode() {
     assert_eq!(promiscuity(), 1, "the socket made the device promiscuous");
     ip(&["-n", &veth.ns_b, "link", "set", &veth.b, "mtu", "1400"]);
     assert_eq!(q.mtu().unwrap(), 1400);
+    // IFF_RUNNING follows the operational state, which the kernel's
+    // linkwatch updates asynchronously (later still on a busy machine):
+    // poll for it.
+    let wait_running = |want: bool| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let l = q.link().unwrap();
+            if l.running == want || Instant::now() > end {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     ip(&["-n", &veth.ns_a, "link", "set", &veth.a, "down"]);
-    let l = q.link().unwrap();
+    let l = wait_running(false);
     assert!(l.admin_up && !l.running, "peer down: no carrier: {l:?}");
     ip(&["-n", &veth.ns_a, "link", "set", &veth.a, "up"]);
-    let end = Instant::now() + Duration::from_secs(2);
-    while !q.link().unwrap().running && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(q.link().unwrap().running);
+    let l = wait_running(true);
+    assert!(l.admin_up && l.running, "peer up: carrier again: {l:?}");
     assert_eq!(q.netdev().current_name().unwrap(), veth.b);
     drop(q);
     assert_eq!(promiscuity(), 0, "closing the socket undoes promiscuous mode");
