@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use vswitch_api::pb;
-use vswitch_control::{ApplyError, ApplyReport, Changes, Controller, DesiredState, StateDir};
+use vswitch_control::{patched, ApplyError, ApplyReport, Changes, Controller, DesiredState, Patch, StateDir};
 use vswitch_nodes::ip::{IpFib, IpFibConfig};
 use vswitch_nodes::SwIf;
 use vswitch_packet::{BufferPool, BufferPoolConfig};
@@ -120,7 +120,10 @@ impl Daemon {
     /// Applies `state` and saves it; the report, or why nothing changed.
     pub fn apply_state(&self, state: DesiredState) -> Result<ApplyReport, ApplyError> {
         let mut guard = self.control();
-        let c = &mut *guard;
+        self.apply_locked(&mut guard, state)
+    }
+
+    fn apply_locked(&self, c: &mut Control, state: DesiredState) -> Result<ApplyReport, ApplyError> {
         let old_sr = std::sync::Arc::clone(&c.controller.snapshot().sr);
         let report = c.controller.apply(state, &mut c.ports)?;
         crate::show_sr::rebase(self, &old_sr, &c.controller.snapshot().sr);
@@ -132,61 +135,40 @@ impl Daemon {
 
     /// The `Apply` RPC: parse, validate, apply (unless `dry_run`), save.
     pub fn apply_yaml(&self, yaml: &str, dry_run: bool) -> pb::ApplyResponse {
-        let state = match DesiredState::from_yaml(yaml) {
+        let state = match parse_state(yaml) {
             Ok(s) => s,
-            Err(e) => {
-                let (path, message) = split_parse_path(&e.message);
-                return refused(
-                    dry_run,
-                    format!("invalid YAML: {e}"),
-                    vec![pb::FieldError {
-                        path,
-                        message,
-                        line: e.line.unwrap_or(0) as u32,
-                        column: e.column.unwrap_or(0) as u32,
-                    }],
-                );
-            }
+            Err(e) => return refused(dry_run, format!("invalid YAML: {e}"), vec![e_field(&e)]),
         };
         let result = if dry_run {
             self.control().controller.diff(&state).map_err(ApplyError::Invalid)
         } else {
             self.apply_state(state)
         };
-        match result {
-            Ok(report) => {
-                if !dry_run && !report.is_empty() {
-                    tracing::info!(changes = %report.to_string().trim_end().replace('\n', "; "), "applied");
-                }
-                let mut text = report.to_string();
-                if dry_run {
-                    text = format!("dry run, nothing applied:\n{text}");
-                }
-                pb::ApplyResponse {
-                    ok: true,
-                    changed: !report.is_empty(),
-                    report: text,
-                    changes: changes(&report),
-                    errors: Vec::new(),
-                    warnings: report.warnings.iter().map(|w| w.to_string()).collect(),
-                    error: String::new(),
-                    dry_run,
-                }
-            }
-            Err(ApplyError::Invalid(errors)) => {
-                let message = ApplyError::Invalid(errors.clone()).to_string();
-                tracing::warn!(errors = errors.len(), "apply refused: invalid desired state");
-                let errors = errors
-                    .into_iter()
-                    .map(|e| pb::FieldError { path: e.path, message: e.message, line: 0, column: 0 })
-                    .collect();
-                refused(dry_run, message, errors)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "apply failed");
-                refused(dry_run, e.to_string(), Vec::new())
-            }
-        }
+        respond(result, dry_run, "applied")
+    }
+
+    /// The `Patch` RPC: the state in force with `req`'s removals and
+    /// upserts, validated and applied (unless `dry_run`) under one lock,
+    /// so concurrent patches (CNI ADDs of several pods) never lose each
+    /// other's changes.
+    pub fn patch(&self, req: &pb::PatchRequest) -> pb::ApplyResponse {
+        let upsert = match parse_state(&req.yaml) {
+            Ok(s) => s,
+            Err(e) => return refused(req.dry_run, format!("invalid YAML: {e}"), vec![e_field(&e)]),
+        };
+        let patch = Patch {
+            upsert,
+            remove_interfaces: req.remove_interfaces.clone(),
+            remove_owner: (!req.remove_owner.is_empty()).then(|| req.remove_owner.clone()),
+        };
+        let mut guard = self.control();
+        let result = match patched(guard.controller.state(), &patch) {
+            Err(errors) => Err(ApplyError::Invalid(errors)),
+            Ok(next) if req.dry_run => guard.controller.diff(&next).map_err(ApplyError::Invalid),
+            Ok(next) => self.apply_locked(&mut guard, next),
+        };
+        drop(guard);
+        respond(result, req.dry_run, "patched")
     }
 
     /// Interface counters of `sw_if`, summed over workers, raw.
@@ -356,5 +338,53 @@ mod tests {
             ("interfaces[0]".to_string(), "unknown field `mtuu`, expected one of ... at line 3 column 5".to_string())
         );
         assert_eq!(split_parse_path("did not find expected key"), (String::new(), "did not find expected key".into()));
+    }
+}
+
+fn parse_state(yaml: &str) -> Result<DesiredState, vswitch_control::ParseError> {
+    DesiredState::from_yaml(yaml)
+}
+
+fn e_field(e: &vswitch_control::ParseError) -> pb::FieldError {
+    let (path, message) = split_parse_path(&e.message);
+    pb::FieldError { path, message, line: e.line.unwrap_or(0) as u32, column: e.column.unwrap_or(0) as u32 }
+}
+
+/// An Apply or Patch outcome as the RPC answers it (`verb`: what the log
+/// says was done).
+fn respond(result: Result<ApplyReport, ApplyError>, dry_run: bool, verb: &str) -> pb::ApplyResponse {
+    match result {
+        Ok(report) => {
+            if !dry_run && !report.is_empty() {
+                tracing::info!(changes = %report.to_string().trim_end().replace('\n', "; "), "{verb}");
+            }
+            let mut text = report.to_string();
+            if dry_run {
+                text = format!("dry run, nothing applied:\n{text}");
+            }
+            pb::ApplyResponse {
+                ok: true,
+                changed: !report.is_empty(),
+                report: text,
+                changes: changes(&report),
+                errors: Vec::new(),
+                warnings: report.warnings.iter().map(|w| w.to_string()).collect(),
+                error: String::new(),
+                dry_run,
+            }
+        }
+        Err(ApplyError::Invalid(errors)) => {
+            let message = ApplyError::Invalid(errors.clone()).to_string();
+            tracing::warn!(errors = errors.len(), "{verb}: refused, invalid desired state");
+            let errors = errors
+                .into_iter()
+                .map(|e| pb::FieldError { path: e.path, message: e.message, line: 0, column: 0 })
+                .collect();
+            refused(dry_run, message, errors)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "{verb}: failed");
+            refused(dry_run, e.to_string(), Vec::new())
+        }
     }
 }

@@ -38,6 +38,11 @@ impl vswitch_api::Vswitch for Api {
         self.blocking(move |d| Ok(d.apply_yaml(&r.yaml, r.dry_run))).await
     }
 
+    async fn patch(&self, req: Request<pb::PatchRequest>) -> Result<Response<pb::ApplyResponse>, Status> {
+        let r = req.into_inner();
+        self.blocking(move |d| Ok(d.patch(&r))).await
+    }
+
     async fn get(&self, _: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         self.blocking(|d| Ok(pb::GetResponse { yaml: d.control().controller.state().to_yaml() })).await
     }

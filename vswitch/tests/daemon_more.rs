@@ -172,3 +172,68 @@ interfaces:
     drop(d);
     drop((va, vb));
 }
+
+/// The CNI plugin's path through the API, with vswitchctl: each pod's tap
+/// (created by the daemon inside the pod's namespace) is patched in with
+/// an owner, routed in an L3 network (a /32 host route and a static
+/// neighbor per pod, proxy ARP for the rest of the subnet); another
+/// owner's interface is refused; removing by owner takes the route and
+/// neighbor with it and leaves the other pod alone.
+#[test]
+fn pods_are_patched_in_and_out_by_owner() {
+    let id = tag("pt");
+    let a = Netns::new(format!("vsw-{id}-a"));
+    let b = Netns::new(format!("vsw-{id}-b"));
+    let dir = TempDir::new(&id);
+    let d = Daemon::start(&dir.0, Some("vrfs: [{ id: 5 }]\nnetworks: [{ name: red, vrf: 5 }]\n"), &[]);
+    let patch = |yaml: &str, extra: &[&str]| {
+        let file = dir.0.join("patch.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let mut args = vec!["patch", "-f", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        d.ctl(&args)
+    };
+    let pod = |ns: &Netns, n: u8| {
+        let yaml = format!(
+            "interfaces:
+  - {{ name: c{n}, type: tap, host_ifname: eth0, netns: /run/netns/{ns}, mac: '02:fe:00:00:00:0{n}',
+      owner: 'cni:{n}:eth0', l3: {{ vrf: 5, proxy_arp: true }} }}
+routes: [{{ vrf: 5, prefix: 10.61.0.{n}/32, interface: c{n} }}]
+neighbors: [{{ interface: c{n}, ip: 10.61.0.{n}, mac: '02:aa:00:00:00:0{n}' }}]
+",
+            ns = ns.name
+        );
+        let out = patch(&yaml, &[]);
+        assert!(out.status.success(), "{}", common::output_text(&out));
+        assert!(ns.wait_link("eth0", Duration::from_secs(5)), "no tap in the pod");
+        ns.ip(&["link", "set", "eth0", "address", &format!("02:aa:00:00:00:0{n}")]);
+        ns.addr("eth0", &format!("10.61.0.{n}/24"));
+        ns.ip(&["route", "add", "default", "via", "10.61.0.254"]);
+        ns.ip(&["neigh", "add", "10.61.0.254", "lladdr", &format!("02:fe:00:00:00:0{n}"), "dev", "eth0"]);
+    };
+    pod(&a, 1);
+    pod(&b, 2);
+    a.ping("10.61.0.2", 3, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    b.ping("10.61.0.1", 3, 10).unwrap();
+
+    // Another owner cannot take c2 over; nothing changes.
+    let state = d.ctl_ok(&["get"]);
+    let out = patch("interfaces: [{ name: c2, type: pg, owner: 'cni:9:eth0' }]\n", &[]);
+    let err = common::output_text(&out);
+    assert!(!out.status.success() && err.contains("interfaces[0] (c2).owner") && err.contains("cni:2:eth0"), "{err}");
+    assert_eq!(d.ctl_ok(&["get"]), state);
+
+    // Removing pod 1 by its owner takes its route and neighbor too.
+    let report = d.ctl_ok(&["patch", "--remove-owner", "cni:1:eth0"]);
+    assert!(report.contains("c1"), "{report}");
+    let state = d.ctl_ok(&["get"]);
+    assert!(!state.contains("c1") && !state.contains("10.61.0.1/32") && state.contains("c2"), "{state}");
+    assert!(wait_gone(&a), "the tap vswitch made in pod 1 is gone");
+    assert!(b.ping("10.61.0.1", 1, 2).is_err(), "pod 1's host route is gone");
+    // Removing it again is no error and no change.
+    assert!(d.ctl_ok(&["patch", "--remove-owner", "cni:1:eth0"]).contains("no changes"));
+}
+
+fn wait_gone(ns: &Netns) -> bool {
+    common::wait_for(Duration::from_secs(5), || !ns.has_link("eth0"))
+}

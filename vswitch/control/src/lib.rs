@@ -9,6 +9,7 @@
 //!   one in force, programs the FIB incrementally, creates port backends
 //!   through a [`PortRegistry`], and publishes one new [`Tables`] snapshot
 //!   to the workers, undoing everything if a step fails.
+//! - [`patch`]: part of a state changed by key (the CNI plugin's pods).
 //! - [`store`]: the applied state persisted to `<dir>/state.yaml`.
 //!
 //! The daemon, its API and CLI build on this crate; it has no async
@@ -21,6 +22,7 @@
 pub mod apply;
 mod flat;
 pub mod model;
+pub mod patch;
 pub mod sr;
 pub mod store;
 pub mod validate;
@@ -31,12 +33,13 @@ pub use apply::{
 };
 pub use model::{
     generated_mac, ArpEntrySpec, BridgeDomainSpec, BridgeSpec, BviSpec, DesiredState, InterfaceSpec, L3Spec, Mac,
-    MemifMode, MemifRole, MemifSpec, Mode, NeighborSpec, NextHopSpec, ParseError, PortType, RouteSpec, RouteTarget,
+    MemifMode, MemifRole, MemifSpec, Mode, NeighborSpec, NetworkSpec, NextHopSpec, ParseError, PortType, RouteSpec, RouteTarget,
     SpecialRoute, StaticMacSpec, TagRewrite, VlanSpec, VrfSpec, XConnectSpec, DEFAULT_MEMIF_SOCKET,
 };
 pub use sr::{
     CsidSpec, EncapSpec, FlavorSpec, HmacKeySpec, HmacModeSpec, LocalSidSpec, PolicySpec, SegmentListSpec, SidBehavior,
     SrSpec, SteeringSpec,
 };
+pub use patch::{patched, Patch};
 pub use store::{StateDir, StoreError};
 pub use validate::{validate, Limits, ValidationError, Warning};

@@ -40,6 +40,28 @@ pub struct DesiredState {
     /// SRv6: local SIDs, policies, steering, HMAC keys (`crate::sr`).
     #[serde(default, skip_serializing_if = "crate::sr::SrSpec::is_empty")]
     pub sr: crate::sr::SrSpec,
+    /// Named networks pods attach to (the CNI plugin's catalogue).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkSpec>,
+}
+
+/// A named network: an L2 bridge domain or an L3 VRF that the CNI plugin
+/// attaches pods to when a network configuration names it. vswitch
+/// checks that what it names exists; it forwards nothing by itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Unique, 1 to 63 characters: letters, digits, `.`, `-`, `_`.
+    pub name: String,
+    /// L2: pods are members of this bridge domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge_domain: Option<u16>,
+    /// L3: pods are routed (a host route each) in this VRF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<u32>,
+    /// The MTU of pods' interfaces on it (default: the interface default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 /// Why a YAML document could not be read as a [`DesiredState`].
@@ -297,6 +319,10 @@ pub struct InterfaceSpec {
     pub vlans: Vec<VlanSpec>,
     /// memif only: the memif settings (all defaults when absent).
     pub memif: Option<MemifSpec>,
+    /// Who made it (the CNI plugin writes `cni:<container>:<ifname>`).
+    /// vswitch only compares it: `Patch` removes interfaces by owner and
+    /// refuses to replace one that has another owner.
+    pub owner: Option<String>,
 }
 
 impl InterfaceSpec {
@@ -314,6 +340,7 @@ impl InterfaceSpec {
             mode: Mode::Disabled,
             vlans: Vec::new(),
             memif: None,
+            owner: None,
         }
     }
 }
@@ -346,6 +373,8 @@ struct RawInterface {
     vlans: Vec<VlanSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     memif: Option<MemifSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
 }
 
 impl TryFrom<RawInterface> for InterfaceSpec {
@@ -364,6 +393,7 @@ impl TryFrom<RawInterface> for InterfaceSpec {
             mode,
             vlans: r.vlans,
             memif: r.memif,
+            owner: r.owner,
         })
     }
 }
@@ -385,6 +415,7 @@ impl From<InterfaceSpec> for RawInterface {
             xconnect,
             vlans: i.vlans,
             memif: i.memif,
+            owner: i.owner,
         }
     }
 }

@@ -115,6 +115,8 @@ pub fn validate(state: &DesiredState, limits: &Limits) -> Result<Vec<Warning>, V
     c.routes();
     c.neighbors();
     c.srv6();
+    c.owners();
+    c.networks();
     if c.errors.is_empty() {
         Ok(c.warnings)
     } else {
@@ -137,6 +139,21 @@ struct Checker<'a> {
     bds: HashSet<u16>,
     errors: Vec<ValidationError>,
     warnings: Vec<Warning>,
+}
+
+/// Longest interface `owner`.
+pub const MAX_OWNER_LEN: usize = 253;
+/// Longest network name.
+pub const MAX_NETWORK_NAME_LEN: usize = 63;
+
+fn network_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.len() > MAX_NETWORK_NAME_LEN {
+        return Some(format!("{name:?}: a network name is 1 to {MAX_NETWORK_NAME_LEN} characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+        return Some(format!("{name:?}: only letters, digits, '.', '-' and '_'"));
+    }
+    None
 }
 
 fn range_text<T: fmt::Display>(r: &std::ops::RangeInclusive<T>) -> String {
@@ -816,6 +833,42 @@ impl<'a> Checker<'a> {
     }
 
     /// The `sr:` section (`crate::sr`).
+    fn owners(&mut self) {
+        for (i, spec) in self.state.interfaces.iter().enumerate() {
+            let Some(owner) = &spec.owner else { continue };
+            let path = format!("interfaces[{i}] ({}).owner", spec.name);
+            if owner.is_empty() || owner.len() > MAX_OWNER_LEN {
+                self.error(path, format!("{} bytes; an owner is 1 to {MAX_OWNER_LEN}", owner.len()));
+            } else if owner.chars().any(char::is_control) {
+                self.error(path, "contains a control character");
+            }
+        }
+    }
+
+    fn networks(&mut self) {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in self.state.networks.iter().enumerate() {
+            let path = format!("networks[{i}] ({})", n.name);
+            if let Some(p) = network_name_problem(&n.name) {
+                self.error(format!("{path}.name"), p);
+            } else if let Some(first) = names.insert(&n.name, i) {
+                self.error(format!("{path}.name"), format!("duplicate network name (also networks[{first}])"));
+            }
+            match (n.bridge_domain, n.vrf) {
+                (Some(_), Some(_)) => self.error(path.clone(), "set one of bridge_domain (L2) and vrf (L3), not both"),
+                (None, None) => self.error(path.clone(), "set bridge_domain (an L2 network) or vrf (an L3 network)"),
+                (Some(bd), None) if !self.bds.contains(&bd) => {
+                    self.error(format!("{path}.bridge_domain"), format!("no bridge domain {bd}"))
+                }
+                (None, Some(vrf)) => self.check_vrf(format!("{path}.vrf"), vrf),
+                _ => {}
+            }
+            if let Some(mtu) = n.mtu.filter(|m| !MTU_RANGE.contains(m)) {
+                self.error(format!("{path}.mtu"), format!("{mtu} is outside {}", range_text(&MTU_RANGE)));
+            }
+        }
+    }
+
     fn srv6(&mut self) {
         let view = crate::sr::IfView { flat: &self.flat, by_name: &self.by_name, vrfs: &self.vrfs };
         let errors = crate::sr::check(self.state, &view);

@@ -399,3 +399,50 @@ fn valid_states_have_no_errors() {
     assert_eq!(warnings(ROUTED), Vec::<String>::new());
     assert_eq!(warnings(""), Vec::<String>::new());
 }
+
+#[test]
+fn networks_name_an_existing_domain_or_vrf() {
+    assert_eq!(
+        errors(
+            "bridge_domains: [{ id: 10 }]
+networks:
+  - { name: blue, bridge_domain: 10 }
+  - { name: red, vrf: 0, mtu: 9000 }
+  - { name: blue, bridge_domain: 11 }
+  - { name: green, vrf: 3 }
+  - { name: both, vrf: 0, bridge_domain: 10 }
+  - { name: none }
+  - { name: 'bad name', vrf: 0, mtu: 20 }
+"
+        ),
+        [
+            "networks[2] (blue).name: duplicate network name (also networks[0])",
+            "networks[2] (blue).bridge_domain: no bridge domain 11",
+            "networks[3] (green).vrf: vrf 3 is not declared in vrfs",
+            "networks[4] (both): set one of bridge_domain (L2) and vrf (L3), not both",
+            "networks[5] (none): set bridge_domain (an L2 network) or vrf (an L3 network)",
+            "networks[6] (bad name).name: \"bad name\": only letters, digits, '.', '-' and '_'",
+            "networks[6] (bad name).mtu: 20 is outside 68..=9000",
+        ]
+    );
+}
+
+#[test]
+fn an_owner_is_short_printable_text() {
+    let long = "x".repeat(254);
+    assert_eq!(
+        errors(&format!(
+            "interfaces:
+  - {{ name: a, type: pg, owner: 'cni:1234:eth0' }}
+  - {{ name: b, type: pg, owner: '' }}
+  - {{ name: c, type: pg, owner: {long} }}
+  - {{ name: d, type: pg, owner: \"x\\ty\" }}
+"
+        )),
+        [
+            "interfaces[1] (b).owner: 0 bytes; an owner is 1 to 253",
+            "interfaces[2] (c).owner: 254 bytes; an owner is 1 to 253",
+            "interfaces[3] (d).owner: contains a control character",
+        ]
+    );
+}

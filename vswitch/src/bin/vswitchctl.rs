@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! vswitchctl [--socket PATH] apply -f FILE [--dry-run]
+//! vswitchctl patch [-f FILE] [--remove NAME]... [--remove-owner OWNER] [--dry-run]
 //! vswitchctl get
 //! vswitchctl show <interfaces|bridge-domains|l2fib|fib [vrf]|neighbors|runtime|errors|trace|workers|buffers|memif> [--json]
 //! vswitchctl show sr <localsids|policies|steering> [--json]
@@ -40,6 +41,24 @@ enum Cmd {
         /// The desired state; `-` reads standard input.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
+        /// Validate and report what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Change part of the state in force: remove interfaces (by name or
+    /// owner, with the routes and neighbors through them), then add or
+    /// replace the entries of a partial state by key.
+    Patch {
+        /// A partial desired state (YAML) to add or replace; `-` reads
+        /// standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Remove this interface (repeatable).
+        #[arg(long = "remove", value_name = "NAME")]
+        remove: Vec<String>,
+        /// Remove every interface with this owner.
+        #[arg(long, value_name = "OWNER")]
+        remove_owner: Option<String>,
         /// Validate and report what would change; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -176,36 +195,29 @@ async fn run(cli: Cli) -> ExitCode {
     };
     match cli.command {
         Cmd::Apply { file, dry_run } => {
-            let yaml = if file.as_os_str() == "-" {
-                let mut s = String::new();
-                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-                    eprintln!("vswitchctl: reading standard input: {e}");
-                    return ExitCode::from(1);
-                }
-                s
-            } else {
-                match std::fs::read_to_string(&file) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("vswitchctl: {}: {e}", file.display());
-                        return ExitCode::from(1);
-                    }
-                }
+            let yaml = match read_document(&file) {
+                Ok(y) => y,
+                Err(code) => return code,
             };
-            match client.apply(pb::ApplyRequest { yaml, dry_run }).await {
-                Ok(r) => {
-                    let r = r.into_inner();
-                    if r.ok {
-                        print!("{}", r.report);
-                        ExitCode::SUCCESS
-                    } else {
-                        eprintln!("vswitchctl: {}: {}", file.display(), r.error);
-                        eprintln!("nothing changed");
-                        ExitCode::from(1)
-                    }
-                }
-                Err(s) => refused(s),
-            }
+            let answer = client.apply(pb::ApplyRequest { yaml, dry_run }).await;
+            report_apply(answer, &file.display().to_string())
+        }
+        Cmd::Patch { file, remove, remove_owner, dry_run } => {
+            let yaml = match &file {
+                Some(f) => match read_document(f) {
+                    Ok(y) => y,
+                    Err(code) => return code,
+                },
+                None => String::new(),
+            };
+            let req = pb::PatchRequest {
+                yaml,
+                remove_interfaces: remove,
+                remove_owner: remove_owner.unwrap_or_default(),
+                dry_run,
+            };
+            let what = file.map(|f| f.display().to_string()).unwrap_or_else(|| "patch".into());
+            report_apply(client.patch(req).await, &what)
         }
         Cmd::Get => match client.get(pb::GetRequest {}).await {
             Ok(r) => {
@@ -295,5 +307,42 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(s) => refused(s),
         },
+    }
+}
+
+/// The YAML document at `file` (`-`: standard input), or the exit code
+/// after saying why it cannot be read.
+fn read_document(file: &std::path::Path) -> Result<String, ExitCode> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        return match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            Ok(_) => Ok(s),
+            Err(e) => {
+                eprintln!("vswitchctl: reading standard input: {e}");
+                Err(ExitCode::from(1))
+            }
+        };
+    }
+    std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("vswitchctl: {}: {e}", file.display());
+        ExitCode::from(1)
+    })
+}
+
+/// Prints an Apply or Patch answer: the report, or the refusal.
+fn report_apply(answer: Result<tonic::Response<pb::ApplyResponse>, tonic::Status>, what: &str) -> ExitCode {
+    match answer {
+        Ok(r) => {
+            let r = r.into_inner();
+            if r.ok {
+                print!("{}", r.report);
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("vswitchctl: {what}: {}", r.error);
+                eprintln!("nothing changed");
+                ExitCode::from(1)
+            }
+        }
+        Err(s) => refused(s),
     }
 }
