@@ -6,8 +6,13 @@
 //!
 //! ```sh
 //! cargo run --release -p vswitch-memif --example cnf_echo -- \
-//!     /run/vswitch/memif.sock --id 0 --ip 10.10.0.9/24 [--gateway 10.10.0.1] [--mac 02:fe:..] [--secret S]
+//!     /run/vswitch/memif.sock --id 0 --ip 10.10.0.9/24 [--gateway 10.10.0.1] [--mac 02:fe:..] [--secret S] \
+//!     [--mode ip]
 //! ```
+//!
+//! `--mode ip` makes it a memif IP-mode interface: the rings carry bare
+//! IP packets (smoltcp `Medium::Ip`: no Ethernet header, no ARP), and the
+//! server must be in IP mode too.
 //!
 //! Prints `ready` once the link is up, then one line per UDP datagram it
 //! echoes; exits on SIGTERM/SIGINT (the default action) or when the
@@ -19,7 +24,7 @@ use smoltcp::socket::udp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 use std::time::Duration;
-use vswitch_memif::{Client, ClientConfig, InterfaceConfig, RxMode, RxQueue, SocketAddr, TxQueue};
+use vswitch_memif::{Client, ClientConfig, InterfaceConfig, Mode, RxMode, RxQueue, SocketAddr, TxQueue};
 
 /// The memif queue pair as a smoltcp device: one frame per token, copied
 /// in and out of two frame buffers.
@@ -28,6 +33,7 @@ struct MemifDevice {
     tx: TxQueue,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
+    medium: Medium,
 }
 
 struct Rx<'a>(&'a [u8]);
@@ -66,8 +72,8 @@ impl Device for MemifDevice {
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
+        c.medium = self.medium;
+        c.max_transmission_unit = if self.medium == Medium::Ip { 1500 } else { 1514 };
         c
     }
 }
@@ -79,11 +85,13 @@ struct Args {
     gateway: Option<Ipv4Address>,
     mac: EthernetAddress,
     secret: Option<String>,
+    ip_mode: bool,
 }
 
 fn usage(e: &str) -> ! {
     eprintln!(
-        "cnf_echo: {e}\nusage: cnf_echo SOCKET --ip A.B.C.D/N [--id N] [--gateway A.B.C.D] [--mac MAC] [--secret S]"
+        "cnf_echo: {e}\nusage: cnf_echo SOCKET --ip A.B.C.D/N [--id N] [--gateway A.B.C.D] [--mac MAC] [--secret S] \
+         [--mode ethernet|ip]"
     );
     std::process::exit(2)
 }
@@ -91,7 +99,7 @@ fn usage(e: &str) -> ! {
 fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     let mut socket = None;
-    let (mut id, mut ip, mut gateway, mut mac, mut secret) = (0u32, None, None, None, None);
+    let (mut id, mut ip, mut gateway, mut mac, mut secret, mut ip_mode) = (0u32, None, None, None, None, false);
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
         match a.as_str() {
@@ -102,6 +110,13 @@ fn parse_args() -> Args {
             }
             "--mac" => mac = Some(val("--mac").parse::<EthernetAddress>().unwrap_or_else(|_| usage("--mac"))),
             "--secret" => secret = Some(val("--secret")),
+            "--mode" => {
+                ip_mode = match val("--mode").as_str() {
+                    "ip" => true,
+                    "ethernet" => false,
+                    _ => usage("--mode: ethernet or ip"),
+                }
+            }
             s if s.starts_with("--") => usage(&format!("unknown option {s}")),
             s => socket = Some(s.to_string()),
         }
@@ -114,7 +129,8 @@ fn parse_args() -> Args {
             EthernetAddress([0x02, 0xcf, o[0], o[1], o[2], o[3]])
         }
     });
-    Args { socket: socket.unwrap_or_else(|| usage("the memif socket is required")), id, ip, gateway, mac, secret }
+    let socket = socket.unwrap_or_else(|| usage("the memif socket is required"));
+    Args { socket, id, ip, gateway, mac, secret, ip_mode }
 }
 
 fn main() {
@@ -126,15 +142,19 @@ fn main() {
             name: "cnf-echo".into(),
             secret: args.secret.clone(),
             rx_mode: RxMode::Interrupt,
+            mode: if args.ip_mode { Mode::Ip } else { Mode::Ethernet },
             ..InterfaceConfig::new(args.id)
         })
         .unwrap_or_else(|e| usage(&e.to_string()));
     let (mut rxs, mut txs) = iface.take_queues().expect("fresh interface");
-    let mut dev = MemifDevice { rx: rxs.remove(0), tx: txs.remove(0), rx_buf: vec![0; 65535], tx_buf: vec![0; 65535] };
+    let medium = if args.ip_mode { Medium::Ip } else { Medium::Ethernet };
+    let mut dev =
+        MemifDevice { rx: rxs.remove(0), tx: txs.remove(0), rx_buf: vec![0; 65535], tx_buf: vec![0; 65535], medium };
 
     let start = std::time::Instant::now();
     let now = || Instant::from_micros(start.elapsed().as_micros() as i64);
-    let mut ip = IpInterface::new(Config::new(HardwareAddress::Ethernet(args.mac)), &mut dev, now());
+    let hw = if args.ip_mode { HardwareAddress::Ip } else { HardwareAddress::Ethernet(args.mac) };
+    let mut ip = IpInterface::new(Config::new(hw), &mut dev, now());
     ip.update_ip_addrs(|a| a.push(args.ip).expect("one address"));
     if let Some(gw) = args.gateway {
         ip.routes_mut().add_default_ipv4_route(gw).expect("a default route");
@@ -145,7 +165,8 @@ fn main() {
     sockets.get_mut::<udp::Socket>(udp_handle).bind(7).expect("bind UDP port 7");
 
     while !iface.wait_up(Duration::from_secs(1)) {}
-    println!("ready: {} ({}) on {} id {}", args.ip, args.mac, args.socket, args.id);
+    let link = if args.ip_mode { "ip mode".to_string() } else { args.mac.to_string() };
+    println!("ready: {} ({link}) on {} id {}", args.ip, args.socket, args.id);
     let mut buf = vec![0u8; 65535];
     loop {
         ip.poll(now(), &mut dev, &mut sockets);

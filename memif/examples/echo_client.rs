@@ -13,10 +13,13 @@
 //! `--queues N` (queue pairs, default 1; one thread each), `--interrupt`
 //! (sleep until the server signals instead of busy polling), `--seconds N`
 //! (stop after N seconds; default: run forever), `--no-swap` (echo
-//! unchanged). A socket starting with `@` is an abstract name.
+//! unchanged), `--zero-copy` (read each frame in place in the shared
+//! buffer, swap the MACs there and forward the buffer itself: no copy of
+//! the frame; see `examples/echo_bench.rs` for the difference). A socket
+//! starting with `@` is an abstract name.
 
 use std::time::{Duration, Instant};
-use vswitch_memif::{Client, ClientConfig, InterfaceConfig, RxMode, SocketAddr};
+use vswitch_memif::{Client, ClientConfig, InterfaceConfig, RxMode, SocketAddr, ZcQueue, ZcVerdict};
 
 /// Frames longer than this are dropped (counted by the queue).
 const MAX_FRAME: usize = 9216;
@@ -37,6 +40,7 @@ fn main() {
             "--seconds" => seconds = Some(val("--seconds").parse::<u64>().unwrap_or_else(|_| usage("bad --seconds"))),
             "--interrupt" => cfg.rx_mode = RxMode::Interrupt,
             "--no-swap" => swap = false,
+            "--zero-copy" => cfg.zero_copy = true,
             s if s.starts_with("--") => usage(&format!("unknown option {s}")),
             s => socket = Some(SocketAddr::parse(s)),
         }
@@ -47,55 +51,65 @@ fn main() {
 
     let client = Client::new(ClientConfig::new(socket.clone())).unwrap_or_else(|e| fail(e));
     let iface = client.add_interface(cfg.clone()).unwrap_or_else(|e| fail(e));
-    let (rxs, txs) = iface.take_queues().expect("first take");
-    eprintln!("echo_client: interface {} on {socket}, {} queue pair(s)", cfg.id, cfg.queues);
+    eprintln!(
+        "echo_client: interface {} on {socket}, {} queue pair(s){}",
+        cfg.id,
+        cfg.queues,
+        if cfg.zero_copy { ", zero-copy" } else { "" }
+    );
 
     let stop_at = seconds.map(|s| Instant::now() + Duration::from_secs(s));
-    let workers: Vec<_> = rxs
-        .into_iter()
-        .zip(txs)
-        .map(|(mut rx, mut tx)| {
-            let interrupt = cfg.rx_mode == RxMode::Interrupt;
-            std::thread::spawn(move || {
-                // Reused buffers: no allocation per packet.
-                let mut bufs = vec![[0u8; MAX_FRAME]; BURST];
-                let mut lens = [0usize; BURST];
-                while stop_at.is_none_or(|t| Instant::now() < t) {
-                    if interrupt {
-                        rx.wait(200);
-                    }
-                    let mut n = 0;
-                    rx.rx_burst(BURST, |f| {
-                        if let Some(len) = f.copy_to(&mut bufs[n]) {
-                            lens[n] = len;
-                            n += 1;
+    let interrupt = cfg.rx_mode == RxMode::Interrupt;
+    let workers: Vec<_> = if cfg.zero_copy {
+        let zqs = iface.take_zc_queues().expect("first take");
+        zqs.into_iter().map(|zq| std::thread::spawn(move || zc_worker(zq, interrupt, swap, stop_at))).collect()
+    } else {
+        let (rxs, txs) = iface.take_queues().expect("first take");
+        rxs.into_iter()
+            .zip(txs)
+            .map(|(mut rx, mut tx)| {
+                let interrupt = cfg.rx_mode == RxMode::Interrupt;
+                std::thread::spawn(move || {
+                    // Reused buffers: no allocation per packet.
+                    let mut bufs = vec![[0u8; MAX_FRAME]; BURST];
+                    let mut lens = [0usize; BURST];
+                    while stop_at.is_none_or(|t| Instant::now() < t) {
+                        if interrupt {
+                            rx.wait(200);
                         }
-                        true
-                    });
-                    if n == 0 {
-                        if !interrupt {
-                            std::hint::spin_loop();
+                        let mut n = 0;
+                        rx.rx_burst(BURST, |f| {
+                            if let Some(len) = f.copy_to(&mut bufs[n]) {
+                                lens[n] = len;
+                                n += 1;
+                            }
+                            true
+                        });
+                        if n == 0 {
+                            if !interrupt {
+                                std::hint::spin_loop();
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    if swap {
-                        for b in &mut bufs[..n] {
-                            let (dst, src) = b.split_at_mut(6);
-                            dst.swap_with_slice(&mut src[..6]);
+                        if swap {
+                            for b in &mut bufs[..n] {
+                                let (dst, src) = b.split_at_mut(6);
+                                dst.swap_with_slice(&mut src[..6]);
+                            }
+                        }
+                        // Retry a little while the ring is full (the peer is behind);
+                        // then drop the rest rather than stall receiving.
+                        let mut sent = 0;
+                        let mut tries = 0;
+                        while sent < n && tries < 16 {
+                            sent += tx.tx_burst(bufs[sent..n].iter().zip(&lens[sent..n]).map(|(b, &l)| &b[..l]));
+                            tries += 1;
                         }
                     }
-                    // Retry a little while the ring is full (the peer is behind);
-                    // then drop the rest rather than stall receiving.
-                    let mut sent = 0;
-                    let mut tries = 0;
-                    while sent < n && tries < 16 {
-                        sent += tx.tx_burst(bufs[sent..n].iter().zip(&lens[sent..n]).map(|(b, &l)| &b[..l]));
-                        tries += 1;
-                    }
-                }
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
 
     let mut last = iface.counters();
     while stop_at.is_none_or(|t| Instant::now() < t) {
@@ -120,9 +134,29 @@ fn main() {
     }
 }
 
+/// Zero-copy echo: each frame is forwarded in its own shared buffer, the
+/// MAC addresses swapped in place (12 bytes read and written, nothing
+/// else touched).
+fn zc_worker(mut zq: ZcQueue, interrupt: bool, swap: bool, stop_at: Option<Instant>) {
+    while stop_at.is_none_or(|t| Instant::now() < t) {
+        if interrupt {
+            zq.wait(200);
+        }
+        let n = zq.rx_burst(BURST, |f| {
+            if swap {
+                f.swap(0, 6, 6);
+            }
+            ZcVerdict::Forward
+        });
+        if n == 0 && !interrupt {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 fn usage(msg: &str) -> ! {
     eprintln!("echo_client: {msg}");
-    eprintln!("usage: echo_client SOCKET [--id N] [--secret S] [--queues N] [--interrupt] [--seconds N] [--no-swap]");
+    eprintln!("usage: echo_client SOCKET [--id N] [--secret S] [--queues N] [--interrupt] [--seconds N] [--no-swap] [--zero-copy]");
     std::process::exit(2)
 }
 

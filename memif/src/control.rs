@@ -149,6 +149,12 @@ impl Handle {
 
     fn add(&self, cfg: InterfaceConfig) -> io::Result<Interface> {
         cfg.validate()?;
+        if cfg.zero_copy && self.role == Role::Server {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("memif {}: zero-copy is for the client role (the client owns the buffers)", cfg.id),
+            ));
+        }
         let mut map = self.ifaces.lock().unwrap();
         if map.contains_key(&cfg.id) {
             return Err(io::Error::new(
@@ -904,8 +910,14 @@ impl Engine {
         match (&mut i.st, m) {
             (State::CliHello, Msg::Hello(h)) => {
                 let cfg = &i.sh.cfg;
-                let s2m = cfg.queues.min(usize::from(h.max_s2m_ring) + 1);
-                let m2s = cfg.queues.min(usize::from(h.max_m2s_ring) + 1);
+                let mut s2m = cfg.queues.min(usize::from(h.max_s2m_ring) + 1);
+                let mut m2s = cfg.queues.min(usize::from(h.max_m2s_ring) + 1);
+                if cfg.zero_copy {
+                    // A zero-copy queue pair shares its buffers between its
+                    // two rings: pairs only.
+                    s2m = s2m.min(m2s);
+                    m2s = s2m;
+                }
                 let log2 = cfg.log2_ring_size.min(h.max_log2_ring_size);
                 if log2 < MIN_LOG2_RING_SIZE {
                     return Err(Fail::proto(format!(

@@ -7,6 +7,7 @@ use crate::msg::{Direction, Mode};
 use crate::queue::{RxQueue, TxQueue};
 use crate::ring::RING_FLAG_MASK_INT;
 use crate::sys;
+use crate::zc::ZcQueue;
 use crate::InterfaceConfig;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -210,6 +211,9 @@ pub(crate) struct RxShared {
     pub mode: AtomicU8,
     pub epoll: OwnedFd,
     pub waker: OwnedFd,
+    /// Set by [`crate::RxWaker::wake`]: the next burst drains `waker` (a
+    /// level-triggered epoll would otherwise stay readable).
+    pub kicked: AtomicBool,
 }
 
 impl RxShared {
@@ -217,7 +221,13 @@ impl RxShared {
         let epoll = sys::epoll_create()?;
         let waker = sys::eventfd()?;
         sys::epoll_add(epoll.as_fd(), waker.as_fd())?;
-        Ok(RxShared { counters: AtomicCounters::default(), mode: AtomicU8::new(mode.to_u8()), epoll, waker })
+        Ok(RxShared {
+            counters: AtomicCounters::default(),
+            mode: AtomicU8::new(mode.to_u8()),
+            epoll,
+            waker,
+            kicked: AtomicBool::new(false),
+        })
     }
     pub(crate) fn mode(&self) -> RxMode {
         RxMode::from_u8(self.mode.load(Ordering::Relaxed))
@@ -504,14 +514,26 @@ impl Interface {
     /// queue pair; `None` after the first call. Queue `i` uses ring `i` of
     /// its direction; a queue without a ring (the peer chose fewer) moves
     /// nothing and counts `no_link`.
+    /// `None` also for a zero-copy interface (see
+    /// [`Interface::take_zc_queues`]).
     pub fn take_queues(&self) -> Option<(Vec<RxQueue>, Vec<TxQueue>)> {
-        if self.sh.taken.swap(true, Ordering::AcqRel) {
+        if self.sh.cfg.zero_copy || self.sh.taken.swap(true, Ordering::AcqRel) {
             return None;
         }
         let n = self.sh.cfg.queues;
         let rx = (0..n).map(|q| RxQueue::new(self.sh.clone(), q)).collect();
         let tx = (0..n).map(|q| TxQueue::new(self.sh.clone(), q)).collect();
         Some((rx, tx))
+    }
+
+    /// A zero-copy client interface's queue pairs ([`ZcQueue`], one per
+    /// configured pair, each for one worker); `None` after the first call,
+    /// or if the interface is not a zero-copy client.
+    pub fn take_zc_queues(&self) -> Option<Vec<ZcQueue>> {
+        if !self.sh.cfg.zero_copy || self.sh.role != Role::Client || self.sh.taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some((0..self.sh.cfg.queues).map(|q| ZcQueue::new(self.sh.clone(), q)).collect())
     }
 
     /// Switches receive queue `queue` between polling and interrupt mode

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-fn report(sh: &IfShared, conn: &Conn, dir: Direction, q: usize, f: Fault) {
+pub(crate) fn report(sh: &IfShared, conn: &Conn, dir: Direction, q: usize, f: Fault) {
     conn.set_fault(dir, q, f);
     sys::eventfd_signal(sh.engine_wake.as_raw_fd());
 }
@@ -27,6 +27,39 @@ fn this_rx_dir(sh: &IfShared) -> Direction {
     match sh.role {
         crate::Role::Server => Direction::S2M,
         crate::Role::Client => Direction::M2S,
+    }
+}
+
+/// Consumes a [`RxWaker`] wake-up: one relaxed load per burst, the
+/// eventfd read only after a wake.
+#[inline]
+pub(crate) fn unkick(sh: &IfShared, q: usize) {
+    let rs = &sh.rxq[q];
+    if rs.kicked.load(Ordering::Relaxed) {
+        rs.kicked.store(false, Ordering::Relaxed);
+        sys::eventfd_drain(rs.waker.as_raw_fd());
+    }
+}
+
+/// Wakes a receive queue's [`RxQueue::wait_fd`] (see [`RxQueue::waker`]).
+#[derive(Clone)]
+pub struct RxWaker {
+    sh: Arc<IfShared>,
+    q: usize,
+}
+
+impl std::fmt::Debug for RxWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxWaker").field("id", &self.sh.cfg.id).field("queue", &self.q).finish()
+    }
+}
+
+impl RxWaker {
+    /// Makes the queue's wait descriptor readable until its next burst.
+    pub fn wake(&self) {
+        let rs = &self.sh.rxq[self.q];
+        rs.kicked.store(true, Ordering::Relaxed);
+        sys::eventfd_signal(rs.waker.as_raw_fd());
     }
 }
 
@@ -97,6 +130,7 @@ impl RxQueue {
     /// put it in). Returns the frames `f` took. Frames with a bad
     /// descriptor are dropped and counted, never shown to `f`.
     pub fn rx_burst<F: FnMut(RxFrame<'_>) -> bool>(&mut self, max: usize, f: F) -> usize {
+        unkick(&self.sh, self.q);
         if !self.refresh() {
             self.sh.rxq[self.q].counters.add(&QueueCounters { no_link: 1, ..QueueCounters::default() });
             return 0;
@@ -155,6 +189,13 @@ impl RxQueue {
     /// consumes the signal).
     pub fn wait_fd(&self) -> BorrowedFd<'_> {
         self.sh.rxq[self.q].epoll.as_fd()
+    }
+
+    /// A handle that makes [`RxQueue::wait_fd`] readable from anywhere
+    /// (e.g. another worker that queued something this queue's owner
+    /// should pick up); the next burst consumes the wake-up.
+    pub fn waker(&self) -> RxWaker {
+        RxWaker { sh: self.sh.clone(), q: self.q }
     }
 
     /// Waits up to `timeout_ms` (-1: forever) for [`RxQueue::wait_fd`]:

@@ -489,6 +489,7 @@ impl DaemonPorts {
             buffer_size: m.buffer_size,
             rx_mode: self.memif_rx_mode,
             max_frame_len: vswitch_memif::InterfaceConfig::new(0).max_frame_len,
+            zero_copy: false,
         };
         let previous = self.memif_owners.get(&key).copied();
         let end = self.memif_end(m)?;

@@ -12,7 +12,10 @@
 //! * vswitch as client of a testpmd server with two ports: the same
 //!   accounting, testpmd restarted (vswitch reconnects by itself), vswitch
 //!   restarted (it reconnects by itself);
-//! * a bad memif setting refused by field, changing nothing.
+//! * a bad memif setting refused by field, changing nothing;
+//! * the CNF example on memif (smoltcp): bridged with a pod (Ethernet
+//!   mode), and routed to a pod in IP mode (`mode: ip`, bare IP packets
+//!   on the rings; the port answers vswitch's ARP for the CNF).
 //!
 //! Skipped, saying so, only when `dpdk-testpmd` is not installed. Each
 //! testpmd runs with `--no-huge --no-pci` and its own `--file-prefix`,
@@ -560,6 +563,92 @@ interfaces:
     assert_eq!(m["counters"]["connects"], 1, "a new daemon: {m:#}");
     check(&d, "again");
     assert!(cnf.running(), "the CNF kept running");
+    cnf.stop_with(15);
+    drop(d);
+}
+
+/// memif IP mode: the CNF example in `--mode ip` (smoltcp `Medium::Ip`,
+/// bare IP packets on the rings) routed to a pod by vswitch. The memif
+/// port adds and strips the Ethernet header and answers vswitch's ARP for
+/// the CNF itself; the pod, in another subnet, pings the CNF and gets its
+/// UDP datagram echoed. A bridged IP-mode memif is refused by field.
+#[test]
+fn a_pod_reaches_an_ip_mode_cnf_routed_through_vswitch() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cnf_bin = cnf_echo_bin();
+    let id = tag("mzip");
+    let dir = TempDir::new(&id);
+    let pod = common::Netns::new(format!("vsw-{id}-p"));
+    let tap = format!("{id}t");
+    let sock = dir.0.join("run/cnf.sock");
+    let config = format!(
+        "interfaces:
+  - {{ name: pod, type: tap, host_ifname: {tap}, netns: {}, l3: {{ addresses: [10.93.0.1/24] }} }}
+  - {{ name: cnf, type: memif, memif: {{ socket: {}, id: 5, mode: ip }}, l3: {{ addresses: [10.93.1.1/24] }} }}
+",
+        pod.name,
+        sock.display()
+    );
+    let d = Daemon::start(&dir.0, Some(&config), &[]);
+    assert!(pod.wait_link(&tap, Duration::from_secs(5)), "tap {tap} not in {}", pod.name);
+    pod.addr(&tap, "10.93.0.2/24");
+    pod.ip(&["route", "add", "default", "via", "10.93.0.1"]);
+    let cnf_args = [
+        cnf_bin.to_str().unwrap(),
+        sock.to_str().unwrap(),
+        "--id",
+        "5",
+        "--ip",
+        "10.93.1.9/24",
+        "--gateway",
+        "10.93.1.1",
+        "--mode",
+        "ip",
+    ];
+    let mut cnf = common::Bg::start(&dir.0, "cnf", &cnf_args);
+    let ready = wait_for(Duration::from_secs(10), || cnf.stdout_text().contains("ready"));
+    assert!(ready, "cnf_echo not ready: {}{}\n{}", cnf.stdout_text(), cnf.stderr_text(), d.log_text());
+    let m = wait_state(&d, "cnf", "connected", &[]);
+    assert_eq!(m["mode"], "ip", "{m:#}");
+
+    pod.ping("10.93.1.9", 3, 10).unwrap_or_else(|e| panic!("{e}\n{}\n{:#}\n{}", cnf.stdout_text(), m, d.log_text()));
+    let code = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(1)\n\
+         for _ in range(5):\n    s.sendto(b'ip mode', ('10.93.1.9', 7))\n    try:\n        \
+         print(s.recvfrom(2048)[0].decode()); break\n    except socket.timeout:\n        pass\n";
+    let out = pod.exec(&["/usr/bin/python3", "-c", code]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ip mode",
+        "no UDP echo: {}\n{}\n{}",
+        common::output_text(&out),
+        cnf.stdout_text(),
+        d.log_text()
+    );
+    assert!(cnf.stdout_text().contains("udp echo 7 bytes to 10.93.0.2:"), "{}", cnf.stdout_text());
+    // vswitch resolved the CNF through the port's own ARP answer.
+    let nb = d.show_json(&["neighbors"]);
+    assert!(nb.to_string().contains("02:6d:65:6d:69:66"), "{nb:#}");
+    let m = memif_entry(&d, "cnf");
+    let c = &m["counters"];
+    assert!(c["rx"]["packets"].as_u64().unwrap() >= 4 && c["tx"]["packets"].as_u64().unwrap() >= 4, "{m:#}");
+    assert_eq!(c["tx_dropped"], 0, "{m:#}");
+
+    // IP mode on a bridged interface: refused by field, nothing changes.
+    let before = d.ctl_ok(&["get"]);
+    let bad_file = dir.0.join("bad.yaml");
+    std::fs::write(
+        &bad_file,
+        format!(
+            "bridge_domains: [{{ id: 1 }}]\ninterfaces:\n  - {{ name: cnf, type: memif, memif: {{ socket: {}, id: 5, mode: ip }}, bridge: {{ domain: 1 }} }}\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let out = d.ctl(&["apply", "-f", bad_file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("interfaces[0] (cnf).memif.mode: ip carries bare IP packets"), "{err}");
+    assert_eq!(d.ctl_ok(&["get"]), before);
     cnf.stop_with(15);
     drop(d);
 }

@@ -555,11 +555,16 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
-            if m.mode == MemifMode::Ip {
+            // IP mode: the port adds and strips an Ethernet header and
+            // answers the peer's ARP/ND itself, which only routing needs.
+            if m.mode == MemifMode::Ip && !matches!(spec.mode, crate::model::Mode::L3(_)) {
                 self.error(
                     format!("{p}.mode"),
-                    "ip is not supported yet: vswitch's memif interfaces carry Ethernet frames (mode ethernet)",
+                    "ip carries bare IP packets: only a routed interface (l3) can use it, not bridge or xconnect",
                 );
+            }
+            if m.mode == MemifMode::Ip && !spec.vlans.is_empty() {
+                self.error(format!("{p}.mode"), "ip carries no Ethernet header, so no VLAN sub-interfaces");
             }
             if !m.ring_size.is_power_of_two() || !MEMIF_RING_SIZE_RANGE.contains(&m.ring_size) {
                 self.error(

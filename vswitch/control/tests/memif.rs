@@ -73,6 +73,8 @@ fn memif_checks_name_their_fields() {
   - { name: h, type: memif, memif: { role: client, id: 2 } }
   - { name: i, type: memif, memif: { mode: ip, id: 3 } }
   - { name: j, type: memif, queues: 8, memif: { role: client, socket: /x.sock, ring_size: 16384, buffer_size: 65535 } }
+  - { name: k, type: memif, memif: { mode: ip, id: 4 }, l3: { addresses: [10.9.0.1/24] } }
+  - { name: l, type: memif, memif: { mode: ip, id: 6 }, l3: { addresses: [10.8.0.1/24] }, vlans: [{ id: 5 }] }
 ",
     );
     let want = [
@@ -85,8 +87,9 @@ fn memif_checks_name_their_fields() {
         "interfaces[5] (f).memif.secret: is 25 bytes; a secret is 1 to 24 bytes, no NUL",
         "interfaces[6] (g).memif.id: 1 is also used on socket /run/vswitch/memif.sock by interfaces[3] (cnf1)",
         "interfaces[7] (h).memif.role: socket /run/vswitch/memif.sock is used in the server role by interfaces[0] (a)",
-        "interfaces[8] (i).memif.mode: ip is not supported yet",
+        "interfaces[8] (i).memif.mode: ip carries bare IP packets: only a routed interface (l3) can use it",
         "interfaces[9] (j).memif: 8 queue pairs of 16384 x 65535-byte buffers need",
+        "interfaces[11] (l).memif.mode: ip carries no Ethernet header, so no VLAN sub-interfaces",
     ];
     for w in want {
         assert!(e.iter().any(|e| e.starts_with(w)), "missing {w:?} in {e:#?}");

@@ -21,16 +21,72 @@
 //!   signals at all is the interface's receive mode
 //!   ([`vswitch_memif::RxMode`]), chosen when it is added.
 //!
+//! * **IP mode** (`Mode::Ip`: the rings carry bare IPv4/IPv6 packets):
+//!   the graph still sees Ethernet. On receive the packet is copied at
+//!   `HEADROOM` as usual and a synthetic header is written in front of it
+//!   (into the headroom): destination the interface's MAC (learned from
+//!   the source of what vswitch sends out of the port; broadcast until
+//!   then, which a routed interface accepts too), source [`IP_PEER_MAC`],
+//!   ethertype from the version nibble; anything else is dropped
+//!   (`rx_not_ip`). On transmit the Ethernet header is stripped from IPv4
+//!   and IPv6 frames. ARP requests and IPv6 neighbor solicitations (vswitch
+//!   resolving the peer) never reach the ring: the port answers them with
+//!   [`IP_PEER_MAC`] and hands the answer to receive queue 0 (through a
+//!   small mailbox, woken with [`vswitch_memif::RxWaker`]), so neighbor
+//!   resolution completes (`neighbor_replies`). Anything else is dropped
+//!   (`tx_not_ip`).
+//!
 //! Per burst: the memif layer's one atomic load, one index load and one
 //! index store per ring, the copies, and a few relaxed stores of counters
-//! (one writer per queue). No allocation, lock or system call per packet.
+//! (one writer per queue); in IP mode two relaxed atomic loads more (the
+//! learned MAC, the mailbox). No allocation, lock or system call per
+//! packet (the mailbox's lock is taken only for ARP/ND).
 
 use crate::{QueueStats, RxQueue, TxQueue};
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use vswitch_memif::{Interface, RxFrame};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use vswitch_memif::{Interface, Mode, RxFrame, RxWaker};
 use vswitch_packet::{Buffers, PacketId, HEADROOM};
+
+/// IP mode: the MAC the port gives the peer (locally administered, fixed):
+/// the source of every frame received and the answer to ARP and neighbor
+/// solicitations.
+pub const IP_PEER_MAC: [u8; 6] = [0x02, 0x6d, 0x65, 0x6d, 0x69, 0x66];
+
+const ETH_LEN: usize = 14;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_ARP: u16 = 0x0806;
+/// Answers waiting for receive queue 0 (ARP and ND are rare: a few do).
+const MAILBOX: usize = 8;
+/// Largest answer: Ethernet + IPv6 + NA with a target link-layer option.
+const REPLY_MAX: usize = ETH_LEN + 40 + 32;
+
+/// Answers to the port's own neighbor resolution, from transmit queues to
+/// receive queue 0.
+struct Mailbox {
+    frames: [[u8; REPLY_MAX]; MAILBOX],
+    lens: [usize; MAILBOX],
+    n: usize,
+}
+
+/// What the queues of an IP-mode port share.
+struct IpShared {
+    /// The interface's MAC (as learned from transmitted frames) in the low
+    /// 48 bits, bit 48 set once learned; 0: not yet.
+    mac: AtomicU64,
+    /// Answers in the mailbox (checked without the lock).
+    pending: AtomicUsize,
+    mailbox: Mutex<Mailbox>,
+    waker: RxWaker,
+}
+
+fn mac_word(m: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(&m[..6]);
+    u64::from_le_bytes(b) | 1 << 48
+}
 
 pub use vswitch_memif;
 
@@ -44,6 +100,9 @@ pub struct MemifQueueCounters {
     rx_no_buffer: AtomicU64,
     rx_too_long: AtomicU64,
     tx_dropped: AtomicU64,
+    rx_not_ip: AtomicU64,
+    tx_not_ip: AtomicU64,
+    neighbor_replies: AtomicU64,
 }
 
 #[inline]
@@ -69,6 +128,16 @@ pub struct MemifPortStats {
     /// those the memif layer refused for their length, are in its
     /// counters: `packets`, `bad_length`.)
     pub tx_dropped: u64,
+    /// IP mode: packets received that are neither IPv4 nor IPv6, dropped.
+    pub rx_not_ip: u64,
+    /// IP mode: frames to send that are neither IP nor ARP/ND vswitch
+    /// sends to resolve the peer (nor answerable ones: ARP replies,
+    /// duplicate address detection), dropped; also questions dropped
+    /// because 8 answers were already waiting.
+    pub tx_not_ip: u64,
+    /// IP mode: ARP requests and neighbor solicitations answered by the
+    /// port (receive: answers delivered; transmit: questions answered).
+    pub neighbor_replies: u64,
 }
 
 impl MemifPortStats {
@@ -78,6 +147,9 @@ impl MemifPortStats {
         self.rx_no_buffer += o.rx_no_buffer;
         self.rx_too_long += o.rx_too_long;
         self.tx_dropped += o.tx_dropped;
+        self.rx_not_ip += o.rx_not_ip;
+        self.tx_not_ip += o.tx_not_ip;
+        self.neighbor_replies += o.neighbor_replies;
     }
 }
 
@@ -91,6 +163,9 @@ impl MemifQueueCounters {
             rx_no_buffer: l(&self.rx_no_buffer),
             rx_too_long: l(&self.rx_too_long),
             tx_dropped: l(&self.tx_dropped),
+            rx_not_ip: l(&self.rx_not_ip),
+            tx_not_ip: l(&self.tx_not_ip),
+            neighbor_replies: l(&self.neighbor_replies),
         }
     }
 }
@@ -120,6 +195,9 @@ pub struct MemifRx {
     queue: vswitch_memif::RxQueue,
     port: u32,
     counters: Arc<MemifQueueCounters>,
+    /// IP mode only; `deliver`: this queue takes the mailbox's answers.
+    ip: Option<Arc<IpShared>>,
+    deliver: bool,
 }
 
 impl std::fmt::Debug for MemifRx {
@@ -132,6 +210,10 @@ impl std::fmt::Debug for MemifRx {
 pub struct MemifTx {
     queue: vswitch_memif::TxQueue,
     counters: Arc<MemifQueueCounters>,
+    /// IP mode only.
+    ip: Option<Arc<IpShared>>,
+    /// The MAC last stored in `ip.mac` (saves the store per frame).
+    mac_seen: u64,
 }
 
 impl std::fmt::Debug for MemifTx {
@@ -152,16 +234,26 @@ pub struct MemifQueues {
 }
 
 /// Takes the queues of `iface` for port `port`; `None` if they were taken
-/// already.
+/// already. An IP-mode interface gets the Ethernet adaptation (module
+/// docs).
 pub fn take_queues(iface: &Interface, port: u32) -> Option<MemifQueues> {
     let (rxs, txs) = iface.take_queues()?;
+    let ip = (iface.config().mode == Mode::Ip && !rxs.is_empty()).then(|| {
+        Arc::new(IpShared {
+            mac: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            mailbox: Mutex::new(Mailbox { frames: [[0; REPLY_MAX]; MAILBOX], lens: [0; MAILBOX], n: 0 }),
+            waker: rxs[0].waker(),
+        })
+    });
     let mut counters = MemifCounters::default();
     let rx = rxs
         .into_iter()
-        .map(|queue| {
+        .enumerate()
+        .map(|(i, queue)| {
             let c = Arc::new(MemifQueueCounters::default());
             counters.rx.push(c.clone());
-            MemifRx { queue, port, counters: c }
+            MemifRx { queue, port, counters: c, ip: ip.clone(), deliver: i == 0 }
         })
         .collect();
     let tx = txs
@@ -169,7 +261,7 @@ pub fn take_queues(iface: &Interface, port: u32) -> Option<MemifQueues> {
         .map(|queue| {
             let c = Arc::new(MemifQueueCounters::default());
             counters.tx.push(c.clone());
-            MemifTx { queue, counters: c }
+            MemifTx { queue, counters: c, ip: ip.clone(), mac_seen: 0 }
         })
         .collect();
     Some(MemifQueues { rx, tx, counters })
@@ -195,10 +287,20 @@ impl RxQueue for MemifRx {
     fn rx_burst(&mut self, bufs: &mut Buffers, out: &mut Vec<PacketId>, max: usize) -> usize {
         let cap = bufs.buffer_size() - HEADROOM;
         let port = self.port;
-        let (mut n, mut bytes, mut too_long, mut no_buffer) = (0usize, 0u64, 0u64, 0u64);
+        let (mut n, mut bytes, mut too_long, mut no_buffer, mut not_ip) = (0usize, 0u64, 0u64, 0u64, 0u64);
+        // IP mode: the synthetic header's destination, read once per burst.
+        let ip_dst = self.ip.as_ref().map(|ip| match ip.mac.load(Ordering::Relaxed) {
+            0 => [0xff; 6],
+            w => {
+                let b = w.to_le_bytes();
+                [b[0], b[1], b[2], b[3], b[4], b[5]]
+            }
+        });
+        // Room for the header in front of the packet (HEADROOM is 256).
+        const _: () = assert!(HEADROOM >= ETH_LEN);
         self.queue.rx_burst(max, |f: RxFrame<'_>| {
             let len = f.len();
-            if len > cap {
+            if len > cap || (ip_dst.is_some() && len + ETH_LEN > usize::from(u16::MAX)) {
                 too_long += 1;
                 return true;
             }
@@ -208,20 +310,47 @@ impl RxQueue for MemifRx {
             };
             // `len <= cap`: it fits, so `copy_to` copies all of it.
             f.copy_to(&mut bufs.buffer_mut(p)[HEADROOM..]);
+            let mut start = HEADROOM;
+            if let Some(dst) = ip_dst {
+                let b = bufs.buffer_mut(p);
+                let et = match b[HEADROOM] >> 4 {
+                    4 => ETHERTYPE_IPV4,
+                    6 => ETHERTYPE_IPV6,
+                    _ => {
+                        not_ip += 1;
+                        bufs.free(p);
+                        return true;
+                    }
+                };
+                start = HEADROOM - ETH_LEN;
+                let h = &mut b[start..HEADROOM];
+                h[0..6].copy_from_slice(&dst);
+                h[6..12].copy_from_slice(&IP_PEER_MAC);
+                h[12..14].copy_from_slice(&et.to_be_bytes());
+            }
             let m = bufs.meta_mut(p);
-            m.current = HEADROOM as u16;
-            m.len = len as u16;
+            m.current = start as u16;
+            m.len = (len + HEADROOM - start) as u16;
             m.rx_if = port;
             out.push(p);
             n += 1;
             bytes += len as u64;
             true
         });
+        let mut replies = 0;
+        if let (Some(ip), true) = (&self.ip, self.deliver) {
+            if ip.pending.load(Ordering::Relaxed) > 0 {
+                replies = deliver_replies(ip, bufs, out, port);
+                n += replies;
+            }
+        }
         let c = &self.counters;
         bump(&c.rx_packets, n as u64);
         bump(&c.rx_bytes, bytes);
         bump(&c.rx_too_long, too_long);
         bump(&c.rx_no_buffer, no_buffer);
+        bump(&c.rx_not_ip, not_ip);
+        bump(&c.neighbor_replies, replies as u64);
         n
     }
 
@@ -235,7 +364,7 @@ impl RxQueue for MemifRx {
         QueueStats {
             packets: s.rx_packets,
             bytes: s.rx_bytes,
-            drops: s.rx_too_long + m.bad_region + m.bad_offset + m.bad_length + m.oversize + m.empty,
+            drops: s.rx_too_long + s.rx_not_ip + m.bad_region + m.bad_offset + m.bad_length + m.oversize + m.empty,
         }
     }
 }
@@ -257,8 +386,16 @@ impl TxQueue for MemifTx {
         if packets.is_empty() {
             return;
         }
-        let taken = self.queue.tx_burst(packets.iter().map(|&p| bufs.data(p)));
-        bump(&self.counters.tx_dropped, (packets.len() - taken) as u64);
+        // Taken out for the burst (no reference-count traffic), put back.
+        let (offered, taken) = match self.ip.take() {
+            None => (packets.len(), self.queue.tx_burst(packets.iter().map(|&p| bufs.data(p)))),
+            Some(ip) => {
+                let r = self.tx_ip(&ip, bufs, packets);
+                self.ip = Some(ip);
+                r
+            }
+        };
+        bump(&self.counters.tx_dropped, (offered - taken) as u64);
         bufs.free_bulk(packets);
         packets.clear();
     }
@@ -266,8 +403,198 @@ impl TxQueue for MemifTx {
     fn stats(&self) -> QueueStats {
         let s = self.counters.get();
         let m = self.queue.counters();
-        QueueStats { packets: m.packets, bytes: m.bytes, drops: s.tx_dropped + m.bad_length }
+        QueueStats { packets: m.packets, bytes: m.bytes, drops: s.tx_dropped + s.tx_not_ip + m.bad_length }
     }
+}
+
+impl MemifTx {
+    /// IP mode: strips the Ethernet header of IPv4/IPv6 frames and sends
+    /// them; answers ARP requests and neighbor solicitations; drops the
+    /// rest. Returns (IP packets offered to the ring, taken).
+    fn tx_ip(&mut self, ip: &IpShared, bufs: &Buffers, packets: &[PacketId]) -> (usize, usize) {
+        let (mut offered, mut not_ip, mut answered) = (0usize, 0u64, 0u64);
+        for &p in packets.iter() {
+            let d = bufs.data(p);
+            let kind = frame_kind(d);
+            if kind != Kind::Other {
+                // The interface's MAC, for the headers of received packets.
+                let w = mac_word(&d[6..12]);
+                if w != self.mac_seen {
+                    self.mac_seen = w;
+                    ip.mac.store(w, Ordering::Relaxed);
+                }
+            }
+            match kind {
+                Kind::Ip => offered += 1,
+                Kind::Ask => {
+                    let mut reply = [0u8; REPLY_MAX];
+                    match answer(d, &mut reply) {
+                        Some(n) if post_reply(ip, &reply[..n]) => answered += 1,
+                        _ => not_ip += 1,
+                    }
+                }
+                Kind::Other => not_ip += 1,
+            }
+        }
+        let taken = if offered > 0 {
+            let ips = packets.iter().map(|&p| bufs.data(p)).filter(|d| frame_kind(d) == Kind::Ip);
+            self.queue.tx_burst(ips.map(|d| &d[ETH_LEN..]))
+        } else {
+            0
+        };
+        bump(&self.counters.tx_not_ip, not_ip);
+        bump(&self.counters.neighbor_replies, answered);
+        (offered, taken)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// IPv4 or IPv6 (not a neighbor solicitation): goes out bare.
+    Ip,
+    /// An ARP request or neighbor solicitation: the port answers.
+    Ask,
+    Other,
+}
+
+/// IPv6 next header ICMPv6; ND message types.
+const ICMP6: u8 = 58;
+const ND_NS: u8 = 135;
+const ND_NA: u8 = 136;
+
+fn frame_kind(d: &[u8]) -> Kind {
+    if d.len() < ETH_LEN {
+        return Kind::Other;
+    }
+    match u16::from_be_bytes([d[12], d[13]]) {
+        ETHERTYPE_IPV4 if d.len() > ETH_LEN => Kind::Ip,
+        ETHERTYPE_IPV6 if d.len() >= ETH_LEN + 40 => {
+            if d[ETH_LEN + 6] == ICMP6 && d.get(ETH_LEN + 40) == Some(&ND_NS) {
+                Kind::Ask
+            } else {
+                Kind::Ip
+            }
+        }
+        ETHERTYPE_ARP => Kind::Ask,
+        _ => Kind::Other,
+    }
+}
+
+/// Writes the answer to an ARP request or neighbor solicitation `q` (an
+/// Ethernet frame from the interface) into `out`: its length, or `None`
+/// if `q` is not one that gets an answer (an ARP reply, a malformed
+/// question, duplicate address detection).
+fn answer(q: &[u8], out: &mut [u8; REPLY_MAX]) -> Option<usize> {
+    let our_mac = q.get(6..12)?;
+    out[0..6].copy_from_slice(our_mac);
+    out[6..12].copy_from_slice(&IP_PEER_MAC);
+    match u16::from_be_bytes([q[12], q[13]]) {
+        ETHERTYPE_ARP => {
+            let a = q.get(ETH_LEN..ETH_LEN + 28)?;
+            // Ethernet/IPv4 request, not a gratuitous announcement.
+            if a[0..8] != [0, 1, 8, 0, 6, 4, 0, 1] || a[14..18] == a[24..28] {
+                return None;
+            }
+            out[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+            let r = &mut out[ETH_LEN..ETH_LEN + 28];
+            r[0..8].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+            r[8..14].copy_from_slice(&IP_PEER_MAC);
+            r[14..18].copy_from_slice(&a[24..28]);
+            r[18..24].copy_from_slice(&a[8..14]);
+            r[24..28].copy_from_slice(&a[14..18]);
+            Some(ETH_LEN + 28)
+        }
+        ETHERTYPE_IPV6 => {
+            let h = q.get(ETH_LEN..ETH_LEN + 40)?;
+            let ns = q.get(ETH_LEN + 40..ETH_LEN + 40 + 24)?;
+            let src: [u8; 16] = h[8..24].try_into().ok()?;
+            // Hop limit 255 (RFC 4861); an unspecified source is duplicate
+            // address detection, which must not be answered.
+            if h[7] != 255 || ns[0] != ND_NS || ns[1] != 0 || src == [0; 16] {
+                return None;
+            }
+            let target: [u8; 16] = ns[8..24].try_into().ok()?;
+            out[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+            let o = &mut out[ETH_LEN..ETH_LEN + 40 + 32];
+            o[0..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 32, ICMP6, 255]);
+            o[8..24].copy_from_slice(&target);
+            o[24..40].copy_from_slice(&src);
+            let na = &mut o[40..72];
+            na.fill(0);
+            na[0] = ND_NA;
+            na[4] = 0x60; // Solicited, Override.
+            na[8..24].copy_from_slice(&target);
+            na[24] = 2; // Target link-layer address, 8 bytes.
+            na[25] = 1;
+            na[26..32].copy_from_slice(&IP_PEER_MAC);
+            let sum = icmp6_checksum(&target, &src, &o[40..72]);
+            o[42..44].copy_from_slice(&sum.to_be_bytes());
+            Some(ETH_LEN + 40 + 32)
+        }
+        _ => None,
+    }
+}
+
+/// The ICMPv6 checksum of `msg` (checksum field zero) from `src` to `dst`.
+fn icmp6_checksum(src: &[u8; 16], dst: &[u8; 16], msg: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(src);
+    add(dst);
+    add(&(msg.len() as u32).to_be_bytes());
+    add(&[0, 0, 0, ICMP6]);
+    add(msg);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Queues an answer for receive queue 0 and wakes it; false if the
+/// mailbox is full (the question is dropped; vswitch asks again).
+fn post_reply(ip: &IpShared, frame: &[u8]) -> bool {
+    let mut mb = ip.mailbox.lock().unwrap_or_else(|e| e.into_inner());
+    if mb.n == MAILBOX {
+        return false;
+    }
+    let k = mb.n;
+    mb.frames[k][..frame.len()].copy_from_slice(frame);
+    mb.lens[k] = frame.len();
+    mb.n += 1;
+    ip.pending.store(mb.n, Ordering::Relaxed);
+    drop(mb);
+    ip.waker.wake();
+    true
+}
+
+/// Hands the mailbox's answers to the graph as received frames; how many.
+fn deliver_replies(ip: &IpShared, bufs: &mut Buffers, out: &mut Vec<PacketId>, port: u32) -> usize {
+    let mut mb = ip.mailbox.lock().unwrap_or_else(|e| e.into_inner());
+    let mut done = 0;
+    while done < mb.n {
+        let Some(p) = bufs.alloc() else { break };
+        let len = mb.lens[done];
+        bufs.buffer_mut(p)[HEADROOM..HEADROOM + len].copy_from_slice(&mb.frames[done][..len]);
+        let m = bufs.meta_mut(p);
+        m.current = HEADROOM as u16;
+        m.len = len as u16;
+        m.rx_if = port;
+        out.push(p);
+        done += 1;
+    }
+    // What did not fit (no buffer) moves to the front for the next burst.
+    let n = mb.n;
+    for k in done..n {
+        mb.frames[k - done] = mb.frames[k];
+        mb.lens[k - done] = mb.lens[k];
+    }
+    mb.n = n - done;
+    ip.pending.store(mb.n, Ordering::Relaxed);
+    done
 }
 
 #[cfg(test)]
@@ -363,6 +690,132 @@ mod tests {
         assert_eq!(bufs.data(out[1]), &frames[1][..]);
         bufs.free_bulk(&out);
         assert!(rx.wait_fd().is_some());
+        drop((rx, tx, crx, ctx, client, server));
+        let _ = std::fs::remove_file(&sock);
+    }
+
+    /// IP mode: the port adds and strips the Ethernet header, answers ARP
+    /// and neighbor solicitations itself (the answers arrive on receive
+    /// queue 0), and drops and counts what is neither.
+    #[test]
+    fn ip_mode_adapts_ethernet_and_answers_neighbor_resolution() {
+        use vswitch_memif::Mode;
+        let sock = std::env::temp_dir().join(format!("vswp-mzip-{}.sock", std::process::id()));
+        let server = Server::bind(ServerConfig::new(SocketAddr::Path(sock.clone()))).unwrap();
+        let si = server.add_interface(InterfaceConfig { mode: Mode::Ip, ..InterfaceConfig::new(1) }).unwrap();
+        let mut q = take_queues(&si, 2).unwrap();
+        let (mut rx, mut tx) = (q.rx.remove(0), q.tx.remove(0));
+        let client = Client::new(ClientConfig::new(SocketAddr::Path(sock.clone()))).unwrap();
+        let ci = client.add_interface(InterfaceConfig { mode: Mode::Ip, ..InterfaceConfig::new(1) }).unwrap();
+        assert!(ci.wait_up(Duration::from_secs(5)) && si.wait_up(Duration::from_secs(5)));
+        let (mut crx, mut ctx) = ci.take_queues().unwrap();
+        let pool = BufferPool::new(&BufferPoolConfig { buffers: 64, data_size: 2048, prefer_huge: false }).unwrap();
+        let mut bufs = pool.worker();
+        let ours = [0x02, 0xaa, 0, 0, 0, 1];
+        let send = |tx: &mut MemifTx, bufs: &mut Buffers, frame: &[u8]| {
+            let p = bufs.alloc().unwrap();
+            bufs.buffer_mut(p)[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+            let m = bufs.meta_mut(p);
+            m.current = HEADROOM as u16;
+            m.len = frame.len() as u16;
+            tx.tx_burst(bufs, &mut vec![p]);
+        };
+        let eth = |et: u16, body: &[u8]| {
+            let mut f = vec![0xff; 6];
+            f.extend_from_slice(&ours);
+            f.extend_from_slice(&et.to_be_bytes());
+            f.extend_from_slice(body);
+            f
+        };
+        // vswitch asks who has 10.0.0.9 (from 10.0.0.1): the port answers.
+        let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        arp.extend_from_slice(&ours);
+        arp.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 9]);
+        let mut out = Vec::new();
+        // Settled: a burst took the link-change wake-up; nothing to wait for.
+        assert_eq!(rx.rx_burst(&mut bufs, &mut out, 256), 0);
+        assert!(!rx.queue.wait(0));
+        send(&mut tx, &mut bufs, &eth(0x0806, &arp));
+        // The answer wakes receive queue 0 (a worker asleep in interrupt
+        // mode), and the burst that takes it consumes the wake-up.
+        assert!(rx.queue.wait(5000), "the answer wakes receive queue 0");
+        rx_until(&mut rx, &mut bufs, &mut out, 1);
+        assert!(!rx.queue.wait(0));
+        assert_eq!(out.len(), 1);
+        let r = bufs.data(out[0]).to_vec();
+        assert_eq!((&r[0..6], &r[6..12], &r[12..14]), (&ours[..], &IP_PEER_MAC[..], &[8u8, 6][..]));
+        assert_eq!(&r[14..22], &[0, 1, 8, 0, 6, 4, 0, 2]);
+        assert_eq!((&r[22..28], &r[28..32]), (&IP_PEER_MAC[..], &[10u8, 0, 0, 9][..]));
+        assert_eq!((&r[32..38], &r[38..42]), (&ours[..], &[10u8, 0, 0, 1][..]));
+        bufs.free_bulk(&out);
+        out.clear();
+
+        // A neighbor solicitation for fe80::9 from fe80::1: a valid NA.
+        let (src, target) = ([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1u8], {
+            let mut t = [0u8; 16];
+            t[0] = 0xfe;
+            t[1] = 0x80;
+            t[15] = 9;
+            t
+        });
+        let mut ns = vec![0x60, 0, 0, 0, 0, 32, 58, 255];
+        ns.extend_from_slice(&src);
+        ns.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 9]);
+        ns.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+        ns.extend_from_slice(&target);
+        ns.extend_from_slice(&[1, 1]);
+        ns.extend_from_slice(&ours);
+        send(&mut tx, &mut bufs, &eth(0x86dd, &ns));
+        rx_until(&mut rx, &mut bufs, &mut out, 1);
+        assert_eq!(out.len(), 1);
+        let na = bufs.data(out[0]).to_vec();
+        assert_eq!(na.len(), 14 + 40 + 32);
+        assert_eq!((&na[0..6], &na[12..14]), (&ours[..], &[0x86u8, 0xdd][..]));
+        assert_eq!((na[14 + 6], na[14 + 7], na[54]), (58, 255, 136));
+        assert_eq!((&na[22..38], &na[38..54]), (&target[..], &src[..]));
+        assert_eq!(&na[62..78], &target[..]);
+        assert_eq!(&na[78..86], &[2, 1, 2, 0x6d, 0x65, 0x6d, 0x69, 0x66]);
+        // The checksum over the pseudo-header and message sums to 0xffff.
+        assert_eq!(icmp6_checksum(&target, &src, &na[54..]), 0);
+        bufs.free_bulk(&out);
+        out.clear();
+        assert_eq!(tx.counters().neighbor_replies, 2);
+        assert_eq!(rx.counters().neighbor_replies, 2);
+
+        // IPv4 and IPv6 out: bare on the ring. Something else: dropped.
+        let v4: Vec<u8> = [0x45u8, 0, 0, 20].iter().copied().chain(std::iter::repeat_n(7, 16)).collect();
+        let v6: Vec<u8> = [0x60u8, 0, 0, 0, 0, 0, 59, 64].iter().copied().chain(std::iter::repeat_n(8, 32)).collect();
+        send(&mut tx, &mut bufs, &eth(0x0800, &v4));
+        send(&mut tx, &mut bufs, &eth(0x86dd, &v6));
+        send(&mut tx, &mut bufs, &eth(0x88b5, &[1, 2, 3]));
+        let mut back = Vec::new();
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while back.len() < 2 && std::time::Instant::now() < end {
+            crx[0].rx_burst(64, |f| {
+                back.push(f.to_vec());
+                true
+            });
+        }
+        assert_eq!(back, vec![v4.clone(), v6.clone()]);
+        assert_eq!((tx.counters().tx_not_ip, tx.counters().tx_dropped), (1, 0));
+
+        // IPv4 and IPv6 in: Ethernet frames to the interface's MAC (learned
+        // from what it sent). Version 5: dropped.
+        let bad: Vec<u8> = vec![0x50; 30];
+        assert_eq!(ctx[0].tx_burst([&v4[..], &bad[..], &v6[..]]), 3);
+        rx_until(&mut rx, &mut bufs, &mut out, 2);
+        assert_eq!(out.len(), 2);
+        let mut want = ours.to_vec();
+        want.extend_from_slice(&IP_PEER_MAC);
+        want.extend_from_slice(&[0x08, 0x00]);
+        want.extend_from_slice(&v4);
+        assert_eq!(bufs.data(out[0]), &want[..]);
+        assert_eq!(&bufs.data(out[1])[12..14], &[0x86, 0xdd]);
+        assert_eq!(&bufs.data(out[1])[14..], &v6[..]);
+        assert_eq!(bufs.meta(out[1]).current as usize, HEADROOM - 14);
+        assert_eq!(rx.counters().rx_not_ip, 1);
+        assert_eq!(rx.stats().drops, 1);
+        bufs.free_bulk(&out);
         drop((rx, tx, crx, ctx, client, server));
         let _ = std::fs::remove_file(&sock);
     }
