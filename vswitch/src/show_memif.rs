@@ -38,11 +38,7 @@ fn queue_json(c: &QueueCounters) -> Value {
 
 fn sum(list: &[MemifPortStats]) -> MemifPortStats {
     list.iter().fold(MemifPortStats::default(), |mut t, s| {
-        t.rx_packets += s.rx_packets;
-        t.rx_bytes += s.rx_bytes;
-        t.rx_no_buffer += s.rx_no_buffer;
-        t.rx_too_long += s.rx_too_long;
-        t.tx_dropped += s.tx_dropped;
+        t.add(s);
         t
     })
 }
@@ -138,7 +134,7 @@ pub fn memif(d: &Daemon) -> Shown {
         }
         let c = &i.counters;
         let _ = writeln!(text, "  {:<22}{:>16}{:>16}", "counters", "rx", "tx");
-        let rows: [(&str, u64, u64); 12] = [
+        let rows: [(&str, u64, u64); 14] = [
             ("packets", c.rx.packets, c.tx.packets),
             ("bytes", c.rx.bytes, c.tx.bytes),
             ("bad region", c.rx.bad_region, c.tx.bad_region),
@@ -151,6 +147,9 @@ pub fn memif(d: &Daemon) -> Shown {
             ("faults", c.rx.faults, c.tx.faults),
             ("longer than a buffer", mine.rx_too_long, 0),
             ("dropped", 0, mine_tx.tx_dropped),
+            // IP mode (the port adds and strips the Ethernet header).
+            ("not IP (dropped)", mine.rx_not_ip, mine_tx.tx_not_ip),
+            ("ARP/ND answered", mine.neighbor_replies, mine_tx.neighbor_replies),
         ];
         for (k, (name, rx, tx)) in rows.into_iter().enumerate() {
             if k < 2 || rx != 0 || tx != 0 {
@@ -193,6 +192,8 @@ pub fn memif(d: &Daemon) -> Shown {
                 "rx": queue_json(&c.rx), "tx": queue_json(&c.tx),
                 "connects": c.connects, "disconnects": c.disconnects, "protocol_errors": c.protocol_errors,
                 "rx_too_long": mine.rx_too_long, "rx_no_buffer": mine.rx_no_buffer, "tx_dropped": mine_tx.tx_dropped,
+                "rx_not_ip": mine.rx_not_ip, "tx_not_ip": mine_tx.tx_not_ip,
+                "rx_neighbor_replies": mine.neighbor_replies, "tx_neighbor_replies": mine_tx.neighbor_replies,
             },
             "rx_queues": i.rx_queues.iter().zip(p.rx.iter()).map(|(m, v)| {
                 let mut j = queue_json(m);

@@ -632,6 +632,8 @@ fn a_pod_reaches_an_ip_mode_cnf_routed_through_vswitch() {
     let c = &m["counters"];
     assert!(c["rx"]["packets"].as_u64().unwrap() >= 4 && c["tx"]["packets"].as_u64().unwrap() >= 4, "{m:#}");
     assert_eq!(c["tx_dropped"], 0, "{m:#}");
+    assert!(c["tx_neighbor_replies"].as_u64().unwrap() >= 1, "the port answered vswitch's ARP: {m:#}");
+    assert_eq!(c["rx_not_ip"], 0, "{m:#}");
 
     // IP mode on a bridged interface: refused by field, nothing changes.
     let before = d.ctl_ok(&["get"]);

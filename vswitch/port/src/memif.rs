@@ -141,7 +141,8 @@ pub struct MemifPortStats {
 }
 
 impl MemifPortStats {
-    fn add(&mut self, o: &MemifPortStats) {
+    /// Adds `o`'s counts to these (sums over queues).
+    pub fn add(&mut self, o: &MemifPortStats) {
         self.rx_packets += o.rx_packets;
         self.rx_bytes += o.rx_bytes;
         self.rx_no_buffer += o.rx_no_buffer;
