@@ -32,8 +32,17 @@ impl Rng {
 }
 
 /// Every scenario, in the order they run by default.
-pub const ALL: &[&str] =
-    &["l2-xconnect", "l2-bridge", "ip4-route", "ip6-route", "srv6-end", "srv6-encaps", "srv6-encaps-3", "srv6-end-dt4"];
+pub const ALL: &[&str] = &[
+    "l2-xconnect",
+    "l2-bridge",
+    "ip4-route",
+    "ip6-route",
+    "srv6-end",
+    "srv6-encaps",
+    "srv6-encaps-3",
+    "srv6-end-dt4",
+    "srv6-end-ad",
+];
 
 /// A configured scenario.
 pub struct Scenario {
@@ -57,6 +66,7 @@ pub fn build(name: &str, quick: bool) -> Result<Scenario, String> {
         "srv6-encaps" => srv6(Srv6::Encaps(1), 10_000),
         "srv6-encaps-3" => srv6(Srv6::Encaps(3), 10_000),
         "srv6-end-dt4" => srv6(Srv6::EndDt4, 1000),
+        "srv6-end-ad" => srv6(Srv6::EndAd, 1000),
         other => Err(format!("unknown scenario {other:?}; known: {}", ALL.join(", "))),
     }
 }
@@ -255,6 +265,9 @@ enum Srv6 {
     Encaps(usize),
     /// End.DT4: the inner IPv4 packet looked up in VRF 0.
     EndDt4,
+    /// End.AD (dynamic SR proxy): End, the outer headers cached, the inner
+    /// IPv4 packet to the service function behind pg1.
+    EndAd,
 }
 
 /// pg0 (fd00::1/64, 172.16.0.1/24) receives, pg1 (fc00:b::1/64,
@@ -289,6 +302,22 @@ fn srv6(kind: Srv6, flows: usize) -> Result<Scenario, String> {
             let path = RoutePath::special(NextHop::SrLocalSid { index: i, decap: b.decapsulates() });
             let prefix = format!("{sid}/128").parse().unwrap();
             c.set_route_source(0, prefix, RouteSource::Srv6, vec![path]).map_err(|x| e(&x))?;
+        }
+        {
+            // End.AD at fc00:1::ad: the SF is 172.16.1.2 behind pg1 (its
+            // return side, never used here, pg1 too).
+            use vswitch_nodes::srv6::{AdCache, ProxyClaim, ProxyKind, SrProxy};
+            use vswitch_srv6::behavior::{DynamicProxy, Inner, Next};
+            let adj = c.hold_neighbor_adjacency(1, IpAddr::V4(nh4)).map_err(|x| e(&x))?;
+            let mut s = LocalSid::new(a6("fc00:1::ad"), 0, Behavior::EndAd);
+            let proxy = DynamicProxy { inner: Inner::Ipv4, to_sf: Next::Adjacency(adj) };
+            let kind = ProxyKind::Dynamic { proxy, cache: Arc::new(AdCache::new()) };
+            s.proxy = Some(Arc::new(SrProxy { kind, return_if: 1 }));
+            sr.set_localsid(2, Some(s)).map_err(|x| e(&x))?;
+            sr.set_proxy_return(1, Some((2, ProxyClaim::Ipv4)));
+            let path = RoutePath::special(NextHop::SrLocalSid { index: 2, decap: true });
+            c.set_route_source(0, "fc00:1::ad/128".parse().unwrap(), RouteSource::Srv6, vec![path])
+                .map_err(|x| e(&x))?;
         }
         let sids = ["fc00:3::1", "fc00:4::1", "fc00:5::1"];
         let n = if let Srv6::Encaps(n) = kind { n } else { 1 };
@@ -326,6 +355,10 @@ fn srv6(kind: Srv6, flows: usize) -> Result<Scenario, String> {
                     let d = (i as u32).to_be_bytes();
                     srv6_frame(&src, &["fc00:1::4"], 0, 4, &inner4([192, 168, d[2], d[3]]))
                 }
+                Srv6::EndAd => {
+                    let d = (i as u32).to_be_bytes();
+                    srv6_frame(&src, &["fc00:1::ad", "fc00:3::1"], 1, 4, &inner4([192, 168, d[2], d[3]]))
+                }
             }
         })
         .collect();
@@ -333,6 +366,7 @@ fn srv6(kind: Srv6, flows: usize) -> Result<Scenario, String> {
         Srv6::End => "End at fc00:1::e, SRH SL 1 -> 0, next SID routed out of pg1".to_string(),
         Srv6::Encaps(n) => format!("H.Encaps of IPv4 into a {n}-SID policy, out of pg1"),
         Srv6::EndDt4 => "End.DT4 at fc00:1::4 (SRH SL 0), inner IPv4 looked up in VRF 0".to_string(),
+        Srv6::EndAd => "End.AD at fc00:1::ad (SRH SL 1 -> 0), headers cached, inner IPv4 to the SF".to_string(),
     };
     let reader = Some(fib.register_reader());
     Ok(Scenario {

@@ -1,7 +1,8 @@
 //! `show sr localsids | policies | steering`: the SR table in force with
 //! each local SID's and policy's counters (packets and bytes processed,
 //! packets dropped; summed over workers, since the entry was created or
-//! the last `clear sr`).
+//! the last `clear sr`). An SR proxy SID (End.AS / End.AD / End.AM) counts
+//! what it sent to its service function and, apart, what came back.
 
 use crate::daemon::Daemon;
 use crate::show::Shown;
@@ -9,28 +10,32 @@ use serde_json::{json, Value};
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv6Addr};
 use vswitch_fib::adj::AdjKind;
-use vswitch_nodes::srv6::{Behavior, LocalSid, SrTable};
+use vswitch_nodes::srv6::{Behavior, Inner, LocalSid, ProxyKind, SrNext as Next, SrTable};
 use vswitch_nodes::Tables;
 
-/// Packets, bytes, drops.
-pub type SrTotals = [u64; 3];
+/// Packets, bytes, drops; for an SR proxy SID then the same of the traffic
+/// back from its service function (zero for the others and policies).
+pub type SrTotals = [u64; 6];
 
 /// Local SID `index`'s counters summed over workers, raw.
 pub fn localsid_totals_raw(d: &Daemon, index: u32) -> SrTotals {
-    let mut t = [0; 3];
+    let mut t = [0; 6];
     for h in &d.workers.handles {
         let (p, b, x) = h.sr_counters.localsid(index).get();
-        t = [t[0] + p, t[1] + b, t[2] + x];
+        let (rp, rb, rx) = h.sr_counters.proxy_return(index).get();
+        for (s, v) in t.iter_mut().zip([p, b, x, rp, rb, rx]) {
+            *s += v;
+        }
     }
     t
 }
 
 /// Policy `index`'s counters summed over workers, raw.
 pub fn policy_totals_raw(d: &Daemon, index: u32) -> SrTotals {
-    let mut t = [0; 3];
+    let mut t = [0; 6];
     for h in &d.workers.handles {
         let (p, b, x) = h.sr_counters.policy(index).get();
-        t = [t[0] + p, t[1] + b, t[2] + x];
+        t = [t[0] + p, t[1] + b, t[2] + x, 0, 0, 0];
     }
     t
 }
@@ -126,6 +131,29 @@ fn params(d: &Daemon, t: &Tables, s: &LocalSid) -> (String, Value) {
             let bsid = t.sr.policy(policy).map(|p| p.policy.bsid().to_string()).unwrap_or_default();
             (format!("policy {bsid}"), json!({ "policy": bsid, "policy_index": policy }))
         }
+        Behavior::EndAs | Behavior::EndAd | Behavior::EndAm => match s.proxy.as_deref() {
+            None => (String::new(), json!({})),
+            Some(p) => {
+                let inner = p.inner();
+                let (text, mut j) = match p.to_sf() {
+                    Next::Adjacency(adj) => via(adj, inner == Inner::Ipv4),
+                    Next::Interface(sw_if) => {
+                        let name = if_name(t, sw_if);
+                        (format!("out {name}"), json!({ "interface": name }))
+                    }
+                    _ => (String::new(), json!({})),
+                };
+                // The return side goes on the SID's second line.
+                j["return_interface"] = json!(if_name(t, p.return_if));
+                j["inner"] = json!(format!("{inner:?}").to_lowercase());
+                match &p.kind {
+                    ProxyKind::Static(sp) => j["return_destination"] = json!(sp.cache.dst().to_string()),
+                    ProxyKind::Dynamic { cache, .. } => j["cached_header_bytes"] = json!(cache.len()),
+                    ProxyKind::Masquerading { .. } => {}
+                }
+                (text, j)
+            }
+        },
     };
     let f = s.flavors;
     let mut flavors = Vec::new();
@@ -159,7 +187,7 @@ fn localsids(d: &Daemon) -> Shown {
     );
     let mut list = Vec::new();
     for (i, s) in t.sr.localsids() {
-        let [packets, bytes, drops] = localsid_totals(d, i);
+        let [packets, bytes, drops, r_packets, r_bytes, r_drops] = localsid_totals(d, i);
         let (ptext, pjson) = params(d, &t, s);
         let sid = format!("{}/{}", s.sid, s.prefix_len);
         let _ = writeln!(
@@ -174,11 +202,35 @@ fn localsids(d: &Daemon) -> Shown {
             bytes,
             drops
         );
-        list.push(json!({
+        let mut entry = json!({
             "index": i, "sid": s.sid.to_string(), "prefix_len": s.prefix_len, "vrf": s.vrf,
             "behavior": s.behavior.name(), "params": pjson,
             "packets": packets, "bytes": bytes, "drops": drops,
-        }));
+        });
+        if let Some(p) = s.proxy.as_deref() {
+            // What came back from the service function: packets, bytes as
+            // received, drops.
+            let mut back = format!("back on {}", if_name(&t, p.return_if));
+            if s.behavior != Behavior::EndAm {
+                let _ = write!(back, ", {}", format!("{:?}", p.inner()).to_lowercase());
+            }
+            match &p.kind {
+                ProxyKind::Static(sp) => {
+                    let _ = write!(back, ", to {}", sp.cache.dst());
+                }
+                ProxyKind::Dynamic { cache, .. } => {
+                    let _ = write!(back, ", cached {} B", cache.len());
+                }
+                ProxyKind::Masquerading { .. } => {}
+            }
+            let _ = writeln!(
+                text,
+                "{:>4}  {:<30}{:<18}{:>4}  {:<36}{:>12}{:>14}{:>10}",
+                "", "", "  from the SF", "", back, r_packets, r_bytes, r_drops
+            );
+            entry["return"] = json!({ "packets": r_packets, "bytes": r_bytes, "drops": r_drops });
+        }
+        list.push(entry);
     }
     let _ = writeln!(text, "{} local SIDs", list.len());
     Shown { text, json: json!({ "localsids": list }) }
@@ -198,7 +250,7 @@ fn policies(d: &Daemon) -> Shown {
     let mut list = Vec::new();
     for (i, p) in t.sr.policies() {
         let bsid = p.policy.bsid();
-        let [packets, bytes, drops] = policy_totals(d, i);
+        let [packets, bytes, drops, ..] = policy_totals(d, i);
         let ps = spec.policies.iter().find(|s| s.bsid == bsid);
         let source = ps.and_then(|s| s.source).or(spec.source).map(|s| s.to_string()).unwrap_or_default();
         let _ = writeln!(

@@ -42,8 +42,8 @@ pub use headend::{
     FlowLabel, HopLimit, TemplateError, TrafficClass, DEFAULT_HOP_LIMIT, MAX_ENCAP_LEN, MAX_SEGMENTS,
 };
 pub use proxy::{
-    end_ad, end_ad_return, end_am, end_am_return, end_as, end_as_return, DynamicProxy, DynamicProxyCache, StaticProxy,
-    AD_CACHE_LEN,
+    end_ad, end_ad_in_place, end_ad_return, end_am, end_am_return, end_as, end_as_return, DynamicProxy,
+    DynamicProxyCache, StaticProxy, AD_CACHE_LEN,
 };
 
 /// IP protocol numbers used here.

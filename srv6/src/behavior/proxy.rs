@@ -77,9 +77,10 @@ pub fn end_as_return(buf: &mut [u8], start: usize, len: usize, proxy: &StaticPro
 /// Longest outer header chain an End.AD cache holds.
 pub const AD_CACHE_LEN: usize = 1024;
 
-/// The outer headers End.AD last saw for one SID (per worker: a packet that
-/// comes back on another worker than the one that cached the headers finds
-/// that worker's cache). Fixed size, allocated once.
+/// The outer headers End.AD last saw for one SID. Fixed size, allocated
+/// once. Where the packet to the SF and the one back may be handled by
+/// different threads, keep the headers in a shared place and load them
+/// here with [`DynamicProxyCache::fill`] (vswitch uses a seqlock).
 #[derive(Clone)]
 pub struct DynamicProxyCache {
     hdrs: [u8; AD_CACHE_LEN],
@@ -118,6 +119,19 @@ impl DynamicProxyCache {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Replaces the headers with `len` bytes that `fill` writes, for a
+    /// caller that keeps them elsewhere (vswitch shares one copy between
+    /// its workers); `false`, and the cache left alone, when `len` is over
+    /// [`AD_CACHE_LEN`].
+    pub fn fill(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
+        if len > AD_CACHE_LEN {
+            return false;
+        }
+        fill(&mut self.hdrs[..len]);
+        self.len = len as u16;
+        true
+    }
 }
 
 /// An End.AD SID: the inner type and where the SF is.
@@ -142,6 +156,20 @@ pub fn end_ad(
     proxy: &DynamicProxy,
     cache: &mut DynamicProxyCache,
 ) -> Outcome {
+    let out = end_ad_in_place(buf, start, len, opts, proxy);
+    if let Outcome::Decap { span, .. } = out {
+        let n = span.start - start;
+        cache.hdrs[..n].copy_from_slice(&buf[start..span.start]);
+        cache.len = n as u16;
+    }
+    out
+}
+
+/// End.AD without a [`DynamicProxyCache`]: as [`end_ad`], but the outer
+/// headers to remember are left where they are, `buf[start..span.start]`
+/// of the `Decap` outcome (at most [`AD_CACHE_LEN`] bytes), for a caller
+/// that keeps them elsewhere and would copy them twice otherwise.
+pub fn end_ad_in_place(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, proxy: &DynamicProxy) -> Outcome {
     let pkt = match packet(buf, start, len) {
         Ok(p) => p,
         Err(o) => return o,
@@ -178,8 +206,6 @@ pub fn end_ad(
     seg.copy_from_slice(&pkt[seg_at..seg_at + 16]);
     pkt[at.off + SEGMENTS_LEFT_OFFSET] = sl;
     set_dst(pkt, &seg);
-    cache.hdrs[..p.upper_off].copy_from_slice(&pkt[..p.upper_off]);
-    cache.len = p.upper_off as u16;
     Outcome::Decap {
         span: Span { start: start + p.upper_off, len: p.total - p.upper_off },
         inner: proxy.inner,
@@ -373,6 +399,10 @@ mod tests {
             }
         );
         assert_eq!(cache.headers().len(), 96);
+        // In place: the same outcome, the same headers left in the buffer.
+        let mut b2 = with_headroom(&p, ROOM);
+        assert_eq!(end_ad_in_place(&mut b2, ROOM, p.len(), &EndOpts::default(), &proxy), o);
+        assert_eq!(&b2[ROOM..ROOM + 96], cache.headers());
         assert_eq!((cache.headers()[43], &cache.headers()[24..40]), (1, &a6("fc00:2::").octets()[..]));
         // Back: the cached headers return, payload length fixed, hop limit
         // of the inner packet 30 -> 29, outer hop limit as received.
@@ -399,6 +429,11 @@ mod tests {
         );
         cache.clear();
         assert!(cache.is_empty());
+        // Headers kept elsewhere come back through fill.
+        assert!(cache.fill(3, |b| b.copy_from_slice(&[1, 2, 3])));
+        assert_eq!(cache.headers(), &[1, 2, 3]);
+        assert!(!cache.fill(AD_CACHE_LEN + 1, |_| unreachable!()));
+        assert_eq!(cache.headers().len(), 3);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!     - { sid: "fc00:1::e", behavior: End, flavors: [psp] }
 //!     - { sid: "fc00:1::4", behavior: End.DT4, table: 1 }
 //!     - { sid: "fc00:1::d4", behavior: End.DX4, interface: pod-a, next_hop: 10.0.1.2 }
+//!     - { sid: "fc00:1::ad", behavior: End.AD, inner: ipv4, interface: sf-in, next_hop: 10.5.0.2,
+//!         return_interface: sf-out }
 //!   policies:
 //!     - bsid: "fc00:1::b:1"
 //!       encap: encaps                 # encaps, encaps-red, l2, l2-red
@@ -30,8 +32,9 @@
 //! encapsulated); every prefix steering rule a route to the prefix
 //! pointing at the policy, every interface rule an L2 steering entry. The
 //! routes use the FIB's `Srv6` source, which wins over a static route to
-//! the same prefix. End.X / End.DX4 / End.DX6 hold a reference on their
-//! neighbor's adjacency. Entries keep their index while they exist; a
+//! the same prefix. End.X / End.DX4 / End.DX6 and the SR proxies with an
+//! IP next hop hold a reference on their neighbor's adjacency; a proxy's
+//! return interface is an entry of the SR table that ethernet-input reads. Entries keep their index while they exist; a
 //! freed index is reused only by a later apply.
 
 use crate::flat::{FlatIf, FlatKind, FlatMode};
@@ -44,9 +47,14 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use vswitch_nodes::ip::{FibControl, IpFibError, NextHop, RoutePath, RouteSource};
-use vswitch_nodes::srv6::{Behavior, EncapKind, LocalSid, Policy, SrTable, MAX_ENCAP_LEN, MAX_LOCALSIDS, MAX_POLICIES};
+use vswitch_nodes::srv6::{
+    AdCache, Behavior, EncapKind, LocalSid, Policy, ProxyClaim, ProxyKind, SrProxy, SrTable, MAX_ENCAP_LEN,
+    MAX_LOCALSIDS, MAX_POLICIES,
+};
 use vswitch_nodes::SwIf;
-use vswitch_srv6::behavior::{CsidFormat, EncapParams, EncapTemplate, Flavors, HopLimit, TrafficClass};
+use vswitch_srv6::behavior::{
+    CsidFormat, DynamicProxy, EncapParams, EncapTemplate, Flavors, HopLimit, Inner, Next, StaticProxy, TrafficClass,
+};
 use vswitch_srv6::hmac::{HmacKeyTable, HmacMode, HmacPolicy, HMAC_TLV_LEN};
 use vswitch_srv6::policy::{SegmentList, SrPolicy, DEFAULT_BUCKETS};
 use vswitch_srv6::srh::srh_flags;
@@ -115,11 +123,17 @@ pub enum SidBehavior {
     EndB6Encaps,
     /// End.B6.Encaps.Red (policy).
     EndB6EncapsRed,
+    /// End.AS, static SR proxy (inner, interface, next_hop, return_interface, source, segments).
+    EndAs,
+    /// End.AD, dynamic SR proxy (inner, interface, next_hop, return_interface).
+    EndAd,
+    /// End.AM, masquerading SR proxy (interface, next_hop, return_interface).
+    EndAm,
 }
 
 impl SidBehavior {
     /// Every behaviour.
-    pub const ALL: [SidBehavior; 11] = [
+    pub const ALL: [SidBehavior; 14] = [
         SidBehavior::End,
         SidBehavior::EndX,
         SidBehavior::EndT,
@@ -131,6 +145,9 @@ impl SidBehavior {
         SidBehavior::EndDt46,
         SidBehavior::EndB6Encaps,
         SidBehavior::EndB6EncapsRed,
+        SidBehavior::EndAs,
+        SidBehavior::EndAd,
+        SidBehavior::EndAm,
     ];
 
     /// The RFC 8986 name.
@@ -147,7 +164,15 @@ impl SidBehavior {
             SidBehavior::EndDt46 => "End.DT46",
             SidBehavior::EndB6Encaps => "End.B6.Encaps",
             SidBehavior::EndB6EncapsRed => "End.B6.Encaps.Red",
+            SidBehavior::EndAs => "End.AS",
+            SidBehavior::EndAd => "End.AD",
+            SidBehavior::EndAm => "End.AM",
         }
+    }
+
+    /// Whether it is an SR proxy.
+    pub fn is_proxy(self) -> bool {
+        matches!(self, SidBehavior::EndAs | SidBehavior::EndAd | SidBehavior::EndAm)
     }
 
     /// Which optional fields it uses: (table, interface, next_hop, policy, flavors).
@@ -161,6 +186,8 @@ impl SidBehavior {
             B::EndDx4 | B::EndDx6 => (false, true, true, false, false),
             B::EndDt4 | B::EndDt6 | B::EndDt46 => (true, false, false, false, false),
             B::EndB6Encaps | B::EndB6EncapsRed => (false, false, false, true, false),
+            // The next hop only with an IP inner type (checked apart).
+            B::EndAs | B::EndAd | B::EndAm => (false, true, true, false, false),
         }
     }
 }
@@ -225,6 +252,28 @@ fn node_function_default() -> u8 {
     16
 }
 
+/// What an SR proxy's service function receives and sends back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InnerSpec {
+    /// IPv4 packets (to an IPv4 next hop).
+    Ipv4,
+    /// IPv6 packets (to an IPv6 next hop).
+    Ipv6,
+    /// Ethernet frames (out of an interface with no other mode).
+    Ethernet,
+}
+
+impl InnerSpec {
+    fn inner(self) -> Inner {
+        match self {
+            InnerSpec::Ipv4 => Inner::Ipv4,
+            InnerSpec::Ipv6 => Inner::Ipv6,
+            InnerSpec::Ethernet => Inner::Ethernet,
+        }
+    }
+}
+
 /// When a SID checks the HMAC of the SRHs it receives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -280,6 +329,22 @@ pub struct LocalSidSpec {
     /// HMAC check of received SRHs (`off`, `if-present`, `required`).
     #[serde(default, skip_serializing_if = "HmacModeSpec::is_off")]
     pub hmac: HmacModeSpec,
+    /// End.AS, End.AD: what the service function handles (`ipv4`,
+    /// `ipv6`, `ethernet`); End.AM: IPv6 SR packets, not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner: Option<InnerSpec>,
+    /// SR proxies: the interface the service function sends traffic back
+    /// on (`interface` is the one towards it; they may be the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_interface: Option<String>,
+    /// End.AS: the outer source of the returning traffic (default
+    /// `sr.source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Ipv6Addr>,
+    /// End.AS: the rest of the chain, pushed on the returning traffic (the
+    /// SIDs after this one, in the order they are visited).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Ipv6Addr>,
 }
 
 impl LocalSidSpec {
@@ -522,6 +587,17 @@ pub(crate) fn check(state: &DesiredState, ifs: &IfView<'_, '_>) -> Vec<Validatio
     let check_vrf = |vrf: u32| -> Option<String> {
         (!ifs.vrfs.contains(&vrf)).then(|| format!("vrf {vrf} is not declared in vrfs"))
     };
+    let steered_names: HashMap<&str, usize> = sr
+        .steering
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| match x {
+            SteeringSpec::Interface { interface, .. } => Some((interface.as_str(), i)),
+            SteeringSpec::Prefix { .. } => None,
+        })
+        .collect();
+    // Proxy return interfaces: the first SID that claims each.
+    let mut returns: HashMap<&str, usize> = HashMap::new();
     if sr.localsids.len() > MAX_LOCALSIDS {
         err("sr.localsids".into(), format!("{} local SIDs; at most {MAX_LOCALSIDS}", sr.localsids.len()));
     }
@@ -563,7 +639,12 @@ pub(crate) fn check(state: &DesiredState, ifs: &IfView<'_, '_>) -> Vec<Validatio
             err(format!("{path}.sid"), format!("{prefix} in vrf {} is also a static route", s.vrf));
         }
         let (table, interface, next_hop, policy, flavors) = b.uses();
-        let unused = |field: &str, set: bool, used: bool| (set && !used).then(|| format!("{field} is not used by {b}"));
+        // An Ethernet proxy sends frames out of its interface: no next hop.
+        let l2_proxy = b.is_proxy() && s.inner == Some(InnerSpec::Ethernet);
+        let next_hop = next_hop && !l2_proxy;
+        let user = if l2_proxy { format!("{b} with inner ethernet") } else { b.to_string() };
+        let unused =
+            |field: &str, set: bool, used: bool| (set && !used).then(|| format!("{field} is not used by {user}"));
         for (field, set, used) in [
             ("table", s.table.is_some(), table),
             ("interface", s.interface.is_some(), interface),
@@ -571,6 +652,10 @@ pub(crate) fn check(state: &DesiredState, ifs: &IfView<'_, '_>) -> Vec<Validatio
             ("policy", s.policy.is_some(), policy),
             ("flavors", !s.flavors.is_empty(), flavors),
             ("next_csid", s.next_csid.is_some(), flavors),
+            ("inner", s.inner.is_some(), matches!(b, SidBehavior::EndAs | SidBehavior::EndAd)),
+            ("return_interface", s.return_interface.is_some(), b.is_proxy()),
+            ("source", s.source.is_some(), b == SidBehavior::EndAs),
+            ("segments", !s.segments.is_empty(), b == SidBehavior::EndAs),
         ] {
             if let Some(m) = unused(field, set, used) {
                 err(format!("{path}.{field}"), m);
@@ -611,8 +696,11 @@ pub(crate) fn check(state: &DesiredState, ifs: &IfView<'_, '_>) -> Vec<Validatio
                 _ => {}
             }
         }
+        if b.is_proxy() {
+            check_proxy(s, &path, sr.source, ifs, &steered_names, &mut returns, i, &mut err);
+        }
         if let Some(nh) = s.next_hop {
-            let want_v4 = b == SidBehavior::EndDx4;
+            let want_v4 = b == SidBehavior::EndDx4 || (b.is_proxy() && s.inner == Some(InnerSpec::Ipv4));
             if next_hop && nh.is_ipv4() != want_v4 {
                 let fam = if want_v4 { "IPv4" } else { "IPv6" };
                 err(format!("{path}.next_hop"), format!("{b} needs an {fam} next hop; {nh} is not"));
@@ -767,6 +855,96 @@ pub(crate) fn check(state: &DesiredState, ifs: &IfView<'_, '_>) -> Vec<Validatio
     errors
 }
 
+/// The SR proxy fields of local SID `i` (at `path`): inner type, the
+/// interfaces' modes, the return interface's owner, End.AS's headers.
+#[allow(clippy::too_many_arguments)]
+fn check_proxy<'s>(
+    s: &'s LocalSidSpec,
+    path: &str,
+    default_source: Option<Ipv6Addr>,
+    ifs: &IfView<'_, '_>,
+    steered: &HashMap<&str, usize>,
+    returns: &mut HashMap<&'s str, usize>,
+    i: usize,
+    err: &mut impl FnMut(String, String),
+) {
+    let b = s.behavior;
+    if b != SidBehavior::EndAm && s.inner.is_none() {
+        err(format!("{path}.inner"), format!("required by {b}: ipv4, ipv6 or ethernet"));
+    }
+    let l2 = s.inner == Some(InnerSpec::Ethernet);
+    // The mode an interface of this proxy needs; the problem otherwise.
+    let mode_problem = |name: &str, f: &FlatIf<'_>| -> Option<String> {
+        if matches!(f.kind, FlatKind::Bvi { .. }) {
+            return Some(format!(
+                "{name:?} is a BVI; an SR proxy's service function is on a port or VLAN sub-interface"
+            ));
+        }
+        match (l2, &f.mode) {
+            (false, FlatMode::L3 { .. }) | (true, FlatMode::Disabled) => None,
+            (false, m) => Some(format!(
+                "{name:?} is {}; the service function of {b} with IP traffic is on a routed (l3) interface",
+                m.name()
+            )),
+            (true, m) => Some(format!(
+                "{name:?} is {}; the service function of an Ethernet proxy is on an interface with no l3, bridge or xconnect",
+                m.name()
+            )),
+        }
+    };
+    if let Some(name) = &s.interface {
+        if let Some(f) = ifs.by_name.get(name).map(|&k| &ifs.flat[k]) {
+            if let Some(m) = mode_problem(name, f) {
+                err(format!("{path}.interface"), m);
+            }
+        }
+    }
+    let rpath = format!("{path}.return_interface");
+    match &s.return_interface {
+        None => err(rpath, format!("required by {b}: the interface its service function sends traffic back on")),
+        Some(name) => {
+            match ifs.by_name.get(name).map(|&k| &ifs.flat[k]) {
+                None => err(rpath.clone(), format!("no interface named {name:?}")),
+                Some(f) => {
+                    if let Some(m) = mode_problem(name, f) {
+                        err(rpath.clone(), m);
+                    }
+                }
+            }
+            if let Some(j) = steered.get(name.as_str()) {
+                err(rpath.clone(), format!("{name:?} is steered by sr.steering[{j}]; a proxy takes what it receives"));
+            }
+            if let Some(first) = returns.get(name.as_str()) {
+                err(rpath, format!("{name:?} is also the return interface of sr.localsids[{first}]"));
+            } else {
+                returns.insert(name, i);
+            }
+        }
+    }
+    if b == SidBehavior::EndAs {
+        let spath = format!("{path}.segments");
+        let max = max_segments(false, false);
+        if s.segments.is_empty() {
+            err(spath.clone(), "required by End.AS: the SIDs after this one, pushed on the returning traffic".into());
+        } else if s.segments.len() > max {
+            err(spath.clone(), format!("{} segments; at most {max} fit the headroom", s.segments.len()));
+        }
+        for (k, seg) in s.segments.iter().enumerate() {
+            if let Some(m) = sid_problem(seg) {
+                err(format!("{spath}[{k}]"), m);
+            }
+        }
+        match s.source.or(default_source) {
+            None => err(format!("{path}.source"), "required by End.AS (or set sr.source)".into()),
+            Some(src) => {
+                if let Some(m) = sid_problem(&src) {
+                    err(format!("{path}.source"), m.replace("a SID can be", "to send from"));
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Compilation.
 
@@ -793,6 +971,12 @@ pub(crate) struct SidPlan {
     policy: Option<Ipv6Addr>,
     flavors: Flavors,
     hmac: HmacPolicy,
+    /// SR proxies: inner type, return interface; End.AS: the source and
+    /// segments of the returning traffic's headers.
+    inner: Option<InnerSpec>,
+    return_if: Option<SwIf>,
+    source: Option<Ipv6Addr>,
+    segments: Vec<Ipv6Addr>,
 }
 
 /// A policy as compiled.
@@ -841,6 +1025,10 @@ pub(crate) fn plan(state: &DesiredState, sw_if: impl Fn(&str) -> SwIf) -> SrPlan
             policy: s.policy,
             flavors,
             hmac,
+            inner: s.inner,
+            return_if: s.return_interface.as_deref().map(&sw_if),
+            source: (s.behavior == SidBehavior::EndAs).then(|| s.source.or(sr.source)).flatten(),
+            segments: s.segments.clone(),
         };
         p.sids.insert(key, plan);
     }
@@ -994,9 +1182,16 @@ impl SrState {
         // Adjacencies of End.X / End.DX4 / End.DX6.
         for (k, s) in &plan.sids {
             let want = match (s.behavior, s.sw_if, s.next_hop) {
-                (SidBehavior::EndX | SidBehavior::EndDx4 | SidBehavior::EndDx6, Some(sw_if), Some(nh)) => {
-                    Some((sw_if, nh))
-                }
+                (
+                    SidBehavior::EndX
+                    | SidBehavior::EndDx4
+                    | SidBehavior::EndDx6
+                    | SidBehavior::EndAs
+                    | SidBehavior::EndAd
+                    | SidBehavior::EndAm,
+                    Some(sw_if),
+                    Some(nh),
+                ) => Some((sw_if, nh)),
                 _ => None,
             };
             let Some((sw_if, nh)) = want else { continue };
@@ -1049,11 +1244,27 @@ impl SrState {
                 SidBehavior::EndDt46 => Behavior::EndDt46 { vrf: s.table },
                 SidBehavior::EndB6Encaps => Behavior::EndB6Encaps { policy },
                 SidBehavior::EndB6EncapsRed => Behavior::EndB6EncapsRed { policy },
+                SidBehavior::EndAs => Behavior::EndAs,
+                SidBehavior::EndAd => Behavior::EndAd,
+                SidBehavior::EndAm => Behavior::EndAm,
             };
             let mut sid = LocalSid::new(k.1, k.0, behavior);
             sid.prefix_len = k.2;
             sid.flavors = s.flavors;
             sid.hmac = s.hmac;
+            if s.behavior.is_proxy() {
+                // The End.AD cache outlives applies while its SID stays.
+                let old = self.table.localsid(index).filter(|o| (o.sid, o.prefix_len, o.vrf) == (k.1, k.2, k.0));
+                let proxy = build_proxy(s, adj, old)
+                    .map_err(|e| (format!("building the proxy of localsid {}: {e}", k.1), IpFibError::NoPaths))?;
+                let claim = match proxy.inner() {
+                    Inner::Ipv4 => ProxyClaim::Ipv4,
+                    Inner::Ipv6 => ProxyClaim::Ipv6,
+                    Inner::Ethernet => ProxyClaim::Frames,
+                };
+                table.set_proxy_return(proxy.return_if, Some((index, claim)));
+                sid.proxy = Some(Arc::new(proxy));
+            }
             let _ = table.set_localsid(index, Some(sid));
             let prefix = IpNet::V6(Ipv6Net::new(k.1, k.2).expect("validated prefix length"));
             let path = RoutePath::special(NextHop::SrLocalSid { index, decap: behavior.decapsulates() });
@@ -1120,6 +1331,33 @@ impl SrWork {
     }
 }
 
+/// An SR proxy's parameters; `adj` is its next hop's adjacency (IP inner
+/// types and End.AM), `old` the SID this one replaces at its index.
+fn build_proxy(s: &SidPlan, adj: u32, old: Option<&LocalSid>) -> Result<SrProxy, String> {
+    let inner = s.inner.map_or(Inner::Ipv6, InnerSpec::inner);
+    let to_sf = match inner {
+        Inner::Ethernet => Next::Interface(s.sw_if.unwrap_or(u32::MAX)),
+        _ => Next::Adjacency(adj),
+    };
+    let kind = match s.behavior {
+        SidBehavior::EndAs => {
+            let mut e = EncapParams::new(s.source.unwrap_or(Ipv6Addr::UNSPECIFIED), &s.segments);
+            e.l2 = inner == Inner::Ethernet;
+            let cache = EncapTemplate::new(&e).map_err(|e| e.to_string())?;
+            ProxyKind::Static(Box::new(StaticProxy { inner, to_sf, cache }))
+        }
+        SidBehavior::EndAd => {
+            let cache = match old.and_then(|o| o.proxy.as_deref()).map(|p| &p.kind) {
+                Some(ProxyKind::Dynamic { proxy, cache }) if proxy.inner == inner => Arc::clone(cache),
+                _ => Arc::new(AdCache::new()),
+            };
+            ProxyKind::Dynamic { proxy: DynamicProxy { inner, to_sf }, cache }
+        }
+        _ => ProxyKind::Masquerading { to_sf },
+    };
+    Ok(SrProxy { kind, return_if: s.return_if.unwrap_or(u32::MAX) })
+}
+
 fn build_policy(p: &PolicyPlan, keys: &HmacKeyTable) -> Result<Policy, String> {
     let encap = p.spec.encap.kind();
     let mut lists = Vec::with_capacity(p.spec.segment_lists.len());
@@ -1156,6 +1394,150 @@ mod tests {
             assert_eq!(b.name().to_uppercase().parse::<SidBehavior>().unwrap(), b);
         }
         assert!("End.DX9".parse::<SidBehavior>().unwrap_err().contains("expected one of End, End.X"));
+    }
+
+    const PROXY_BASE: &str = "
+interfaces:
+  - { name: core, type: pg, l3: { addresses: ['fc00:b::1/64'] } }
+  - { name: sf-in, type: pg, l3: { addresses: [10.5.1.1/24, 'fc00:5::1/64'] } }
+  - { name: sf-out, type: pg, l3: { addresses: [10.5.2.1/24] } }
+  - { name: sf-l2, type: pg }
+  - { name: pod-l2, type: pg }
+  - { name: br, type: pg, bridge: { domain: 1 } }
+bridge_domains: [{ id: 1 }]
+";
+
+    fn proxy_state(sids: &str) -> crate::DesiredState {
+        let yaml = format!("{PROXY_BASE}sr:\n  source: 'fc00:b::1'\n  localsids:\n{sids}");
+        crate::DesiredState::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    fn proxy_errors(sids: &str) -> Vec<String> {
+        match crate::validate(&proxy_state(sids), &crate::Limits::default()) {
+            Ok(w) => panic!("valid ({w:?}): {sids}"),
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const GOOD: &str = "    - { sid: 'fc00:1::a2', behavior: end.ad, inner: ipv4, interface: sf-in, next_hop: 10.5.1.2, return_interface: sf-out }
+    - { sid: 'fc00:1::a1', behavior: End.AM, interface: sf-in, next_hop: 'fc00:5::2', return_interface: sf-in }
+    - { sid: 'fc00:1::a5', behavior: End.AS, inner: ethernet, interface: sf-l2, return_interface: sf-l2, segments: ['fc00:3::d2'] }
+";
+
+    #[test]
+    fn proxies_validate_each_field_by_its_path() {
+        crate::validate(&proxy_state(GOOD), &crate::Limits::default()).unwrap();
+        let cases: &[(&str, &str)] = &[
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, interface: sf-in, next_hop: 10.5.1.2, return_interface: sf-out }\n",
+                "sr.localsids[0] (fc00:1::a2).inner: required by End.AD",
+            ),
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, inner: ipv4, interface: sf-in, next_hop: 10.5.1.2, return_interface: nope }\n",
+                "sr.localsids[0] (fc00:1::a2).return_interface: no interface named \"nope\"",
+            ),
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, inner: ipv4, interface: sf-in, next_hop: 10.5.1.2 }\n",
+                "sr.localsids[0] (fc00:1::a2).return_interface: required by End.AD",
+            ),
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, inner: ipv4, interface: sf-in, next_hop: 10.5.1.2, return_interface: sf-l2 }\n",
+                "sr.localsids[0] (fc00:1::a2).return_interface: \"sf-l2\" is disabled; the service function of End.AD with IP traffic is on a routed (l3) interface",
+            ),
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, inner: ethernet, interface: sf-in, return_interface: br }\n",
+                "sr.localsids[0] (fc00:1::a2).interface: \"sf-in\" is l3; the service function of an Ethernet proxy",
+            ),
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, inner: ethernet, interface: sf-l2, return_interface: br }\n",
+                "sr.localsids[0] (fc00:1::a2).return_interface: \"br\" is bridge",
+            ),
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, inner: ethernet, interface: sf-l2, next_hop: 10.5.1.2, return_interface: sf-l2 }\n",
+                "sr.localsids[0] (fc00:1::a2).next_hop: next_hop is not used by End.AD with inner ethernet",
+            ),
+            (
+                "    - { sid: 'fc00:1::a2', behavior: End.AD, inner: ipv4, interface: sf-in, next_hop: 'fc00:5::2', return_interface: sf-out }\n",
+                "sr.localsids[0] (fc00:1::a2).next_hop: End.AD needs an IPv4 next hop",
+            ),
+            (
+                "    - { sid: 'fc00:1::a1', behavior: End.AM, inner: ipv6, interface: sf-in, next_hop: 'fc00:5::2', return_interface: sf-in, segments: ['fc00:3::1'] }\n",
+                "sr.localsids[0] (fc00:1::a1).inner: inner is not used by End.AM",
+            ),
+            (
+                "    - { sid: 'fc00:1::a1', behavior: End.AM, interface: sf-in, next_hop: 'fc00:5::2', return_interface: sf-in, segments: ['fc00:3::1'] }\n",
+                "sr.localsids[0] (fc00:1::a1).segments: segments is not used by End.AM",
+            ),
+            (
+                "    - { sid: 'fc00:1::a5', behavior: End.AS, inner: ipv4, interface: sf-in, next_hop: 10.5.1.2, return_interface: sf-out }\n",
+                "sr.localsids[0] (fc00:1::a5).segments: required by End.AS",
+            ),
+            (
+                "    - { sid: 'fc00:1::a5', behavior: End.AS, inner: ipv4, interface: sf-in, next_hop: 10.5.1.2, return_interface: sf-out, segments: ['ff02::1'] }\n",
+                "sr.localsids[0] (fc00:1::a5).segments[0]: ff02::1 is not a unicast address",
+            ),
+            (
+                "    - { sid: 'fc00:1::e', behavior: End, return_interface: sf-out }\n",
+                "sr.localsids[0] (fc00:1::e).return_interface: return_interface is not used by End",
+            ),
+        ];
+        for (sids, want) in cases {
+            let e = proxy_errors(sids);
+            assert!(e.iter().any(|m| m.starts_with(want)), "{want:?} not in {e:?}");
+        }
+        // Two proxies on one return interface; one steered interface.
+        let two = format!(
+            "{GOOD}    - {{ sid: 'fc00:1::a9', behavior: End.AD, inner: ipv4, interface: sf-in, next_hop: 10.5.1.2, return_interface: sf-out }}\n"
+        );
+        let e = proxy_errors(&two);
+        let want =
+            "sr.localsids[3] (fc00:1::a9).return_interface: \"sf-out\" is also the return interface of sr.localsids[0]";
+        assert!(e.iter().any(|m| m == want), "{e:?}");
+        let steered = "    - { sid: 'fc00:1::a5', behavior: End.AS, inner: ethernet, interface: sf-l2, return_interface: pod-l2, segments: ['fc00:3::d2'] }
+  policies: [{ bsid: 'fc00:1::b:2', encap: l2, segment_lists: [{ segments: ['fc00:3::d2'] }] }]
+  steering: [{ interface: pod-l2, policy: 'fc00:1::b:2' }]
+";
+        let e = proxy_errors(steered);
+        assert!(e.iter().any(|m| m.contains("return_interface: \"pod-l2\" is steered by sr.steering[0]")), "{e:?}");
+    }
+
+    #[test]
+    fn proxies_compile_to_the_table_and_the_ad_cache_outlives_applies() {
+        use vswitch_nodes::ip::IpFibConfig;
+        let mut c = crate::Controller::new(IpFibConfig::small()).unwrap();
+        let r = c.apply(proxy_state(GOOD), &mut crate::NoPortBackends).unwrap();
+        assert!(r.to_string().contains("+localsid fc00:1::a2/128 (vrf 0)"), "{r}");
+        let t = c.snapshot();
+        let sr = &t.sr;
+        let find = |s: &str| sr.localsids().find(|(_, l)| l.sid == s.parse::<Ipv6Addr>().unwrap()).unwrap();
+        let (ad, sid) = find("fc00:1::a2");
+        assert_eq!(sid.behavior, Behavior::EndAd);
+        let proxy = sid.proxy.clone().unwrap();
+        let sf_out = c.sw_if("sf-out").unwrap();
+        assert_eq!((proxy.inner(), proxy.return_if), (Inner::Ipv4, sf_out));
+        let Next::Adjacency(adj) = proxy.to_sf() else { panic!("{proxy:?}") };
+        assert_eq!(c.fib().adj(adj).sw_if, c.sw_if("sf-in").unwrap());
+        let v4 = [0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 5, 2, 2, 10, 7, 0, 2];
+        assert_eq!(sr.proxy_claims(sf_out, 0x0800, &v4), Some(ad));
+        assert_eq!(sr.proxy_claims(sf_out, 0x86dd, &[0; 48]), None, "an IPv4 proxy leaves IPv6 alone");
+        let (am, _) = find("fc00:1::a1");
+        assert_eq!(sr.proxy_return(c.sw_if("sf-in").unwrap()), Some(am));
+        let (_, l2) = find("fc00:1::a5");
+        let Some(ProxyKind::Static(sp)) = l2.proxy.as_deref().map(|p| &p.kind) else { panic!() };
+        assert!(sp.cache.is_l2() && sp.to_sf == Next::Interface(c.sw_if("sf-l2").unwrap()));
+        assert_eq!(sr.proxy_claims(c.sw_if("sf-l2").unwrap(), 0x0806, &[]), Some(find("fc00:1::a5").0));
+        let ProxyKind::Dynamic { cache, .. } = &proxy.kind else { panic!() };
+        cache.publish(&[0x60; 96]);
+        // Another SID added: End.AD keeps its index and its cache.
+        let more = format!("{GOOD}    - {{ sid: 'fc00:1::e', behavior: End }}\n");
+        c.apply(proxy_state(&more), &mut crate::NoPortBackends).unwrap();
+        let t2 = c.snapshot();
+        let again = t2.sr.localsid(ad).unwrap().proxy.clone().unwrap();
+        let ProxyKind::Dynamic { cache: cache2, .. } = &again.kind else { panic!() };
+        assert!(Arc::ptr_eq(cache, cache2) && cache2.len() == 96);
+        // Removed: the return interfaces are released.
+        c.apply(proxy_state("    - { sid: 'fc00:1::e', behavior: End }\n"), &mut crate::NoPortBackends).unwrap();
+        assert_eq!(c.snapshot().sr.proxy_returns().count(), 0);
     }
 
     #[test]

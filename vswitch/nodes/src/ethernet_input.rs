@@ -12,7 +12,9 @@
 //! untagged frame on a routed port is classified from the cached interface
 //! without the general lookup. Frames of an interface with no forwarding
 //! mode that is steered into an SR policy (`Tables::sr`) go, tags and all,
-//! to sr-pl-rewrite-encaps-l2.
+//! to sr-pl-rewrite-encaps-l2. The return interface of an SR proxy hands
+//! what its service function sends back (its inner type, see
+//! `SrTable::proxy_claims`) to sr-proxy-return.
 
 use crate::{Cx, IfCounters, IfMode, Interface, Tables};
 use std::fmt;
@@ -32,6 +34,7 @@ next_arcs! {
         Learn = "l2-learn",
         Forward = "l2-fwd",
         SrL2 = "sr-pl-rewrite-encaps-l2",
+        SrProxy = "sr-proxy-return",
     }
 }
 
@@ -238,7 +241,8 @@ impl Node<Tables> for EthernetInput {
                             // A tagged frame on an L2 port with no matching
                             // sub-interface is switched as it is (a trunk).
                             None if matches!(port.mode, IfMode::Bridge { .. } | IfMode::XConnect { .. })
-                                || tables.sr.l2_policy(port.sw_if).is_some() =>
+                                || tables.sr.l2_policy(port.sw_if).is_some()
+                                || (port.mode == IfMode::Disabled && tables.sr.proxy_return(port.sw_if).is_some()) =>
                             {
                                 port
                             }
@@ -251,6 +255,7 @@ impl Node<Tables> for EthernetInput {
                 }
             };
             let l3_ok = matches!(intf.mode, IfMode::L3 { .. }) && dst_is_ours_or_group(intf);
+            let proxy = tables.sr.proxy_claims(intf.sw_if, et, data.get(hdr..).unwrap_or(&[]));
             if traced {
                 let t = trace_record(intf.sw_if, data, et, (outer, inner));
                 cx.trace(p, t);
@@ -292,7 +297,14 @@ impl Node<Tables> for EthernetInput {
                     m.current += hdr as u16;
                     m.len -= hdr as u16;
                     m.l3 = m.current;
-                    next
+                    match proxy {
+                        // Back from an SR proxy's service function.
+                        Some(sid) => {
+                            m.opaque[0] = sid;
+                            Next::SrProxy
+                        }
+                        None => next,
+                    }
                 }
                 IfMode::Disabled => match tables.sr.l2_policy(intf.sw_if) {
                     // Steered into an SR policy (H.Encaps.L2).
@@ -300,10 +312,17 @@ impl Node<Tables> for EthernetInput {
                         m.opaque[0] = policy;
                         Next::SrL2
                     }
-                    None => {
-                        cx.discard(p, E::NotForwarding);
-                        continue;
-                    }
+                    None => match proxy {
+                        // Back from an Ethernet SR proxy's service function.
+                        Some(sid) => {
+                            m.opaque[0] = sid;
+                            Next::SrProxy
+                        }
+                        None => {
+                            cx.discard(p, E::NotForwarding);
+                            continue;
+                        }
+                    },
                 },
             };
             cx.enqueue(next, p);
@@ -331,6 +350,8 @@ fn shortcut(tables: &Tables, intf: &Interface) -> Shortcut {
             Some(domain) => Shortcut::Bridge { bd, shg, learn: domain.config.learn },
             None => Shortcut::None,
         },
+        // An SR proxy's return interface takes the general path.
+        IfMode::L3 { .. } if tables.sr.proxy_return(intf.sw_if).is_some() => Shortcut::None,
         IfMode::L3 { vrf } => Shortcut::L3 { vrf, mac: intf.mac },
         IfMode::Disabled => Shortcut::None,
     }

@@ -67,6 +67,7 @@ pub fn standard_graph(shared: &WorkerShared) -> GraphBuilder<Tables> {
         .node(crate::srv6::SrLocalSidD::new(shared.sr.clone()))
         .node(crate::srv6::SrEncaps::new(shared.sr.clone()))
         .node(crate::srv6::SrEncapsL2::new(shared.sr.clone()))
+        .node(crate::srv6::SrProxyReturn::new(shared.sr.clone()))
         .node(InterfaceOutput::new(c.clone()))
 }
 
@@ -124,6 +125,7 @@ mod tests {
             "sr-localsid-d",
             "sr-pl-rewrite-encaps",
             "sr-pl-rewrite-encaps-l2",
+            "sr-proxy-return",
         ] {
             assert!(g.node_index(name).is_some(), "{name}");
         }

@@ -1,5 +1,6 @@
 //! Per-worker SR counters: for each local SID and each policy, packets and
-//! bytes it processed and packets it dropped. Written by their worker only
+//! bytes it processed and packets it dropped; for an SR proxy SID also the
+//! same of the traffic its service function sent back. Written by their worker only
 //! (plain loads and stores, no locked instruction), summed over workers on
 //! read, indexed like the SR table.
 
@@ -59,6 +60,7 @@ impl SrCounter {
 /// The SR counters of one worker.
 pub struct SrCounters {
     localsids: Box<[SrCounter]>,
+    returns: Box<[SrCounter]>,
     policies: Box<[SrCounter]>,
     none: SrCounter,
 }
@@ -67,6 +69,7 @@ impl Default for SrCounters {
     fn default() -> Self {
         SrCounters {
             localsids: (0..MAX_LOCALSIDS).map(|_| SrCounter::default()).collect(),
+            returns: (0..MAX_LOCALSIDS).map(|_| SrCounter::default()).collect(),
             policies: (0..MAX_POLICIES).map(|_| SrCounter::default()).collect(),
             none: SrCounter::default(),
         }
@@ -87,6 +90,13 @@ impl SrCounters {
         self.localsids.get(index as usize).unwrap_or(&self.none)
     }
 
+    /// SR proxy SID `index`'s counters of the traffic back from its
+    /// service function.
+    #[inline(always)]
+    pub fn proxy_return(&self, index: u32) -> &SrCounter {
+        self.returns.get(index as usize).unwrap_or(&self.none)
+    }
+
     /// Policy `index`'s counters.
     #[inline(always)]
     pub fn policy(&self, index: u32) -> &SrCounter {
@@ -98,6 +108,7 @@ impl SrCounters {
     /// the index is given to a new SID.
     pub fn clear_localsid(&self, index: u32) {
         self.localsid(index).clear();
+        self.proxy_return(index).clear();
     }
 
     /// Zeroes policy `index`'s counters (owning worker only).

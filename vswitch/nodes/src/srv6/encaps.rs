@@ -109,7 +109,7 @@ impl SrEncapsL2 {
 /// The flow hash of an IP packet (`d` from its header), 0 for anything
 /// else.
 #[inline]
-fn ip_flow_hash(d: &[u8]) -> u32 {
+pub(super) fn ip_flow_hash(d: &[u8]) -> u32 {
     match d.first().map(|b| b >> 4) {
         Some(4) if d.len() >= 20 => ip4_flow_hash(d),
         Some(6) if d.len() >= 40 => ip6_flow_hash(d),
@@ -120,7 +120,7 @@ fn ip_flow_hash(d: &[u8]) -> u32 {
 /// The flow hash of an Ethernet frame: its untagged IP packet's, or its
 /// addresses and ethertype.
 #[inline]
-fn frame_flow_hash(d: &[u8]) -> u32 {
+pub(super) fn frame_flow_hash(d: &[u8]) -> u32 {
     let et = d.get(12..14).map_or(0, |e| u16::from_be_bytes([e[0], e[1]]));
     match et {
         0x0800 | 0x86dd => ip_flow_hash(&d[14..]),

@@ -5,7 +5,8 @@
 //! `SrLocalSid` adjacencies come to sr-localsid (End, End.X, End.T and
 //! End.B6.Encaps[.Red], with the PSP / USP / USD / NEXT-C-SID flavors),
 //! `SrLocalSidDecap` ones to sr-localsid-d (End.DX2, End.DX4, End.DX6,
-//! End.DT4, End.DT6, End.DT46). Both run the SID's `vswitch-srv6` behaviour
+//! End.DT4, End.DT6, End.DT46, and the SR proxies End.AS and End.AD, whose
+//! outer headers go; End.AM keeps them and comes to sr-localsid). Both run the SID's `vswitch-srv6` behaviour
 //! on the packet in its buffer (headroom included) and send the packet on
 //! by the outcome:
 //!
@@ -21,6 +22,14 @@
 //!   ip6-discover); an Ethernet frame out of the SID's interface
 //!   (End.DX2: l2-output when that interface rewrites VLAN tags, else
 //!   interface-output);
+//! - SR proxies (draft-ietf-spring-sr-service-programming section 6), to
+//!   their service function (SF): End.AS / End.AD send the inner packet to
+//!   the SF's neighbor adjacency or the inner frame out of its interface,
+//!   as End.DX4/6/2 do; End.AD first publishes the outer headers (after
+//!   End) in the SID's shared cache ([`super::proxy_cache`]), which
+//!   sr-proxy-return pushes again on the traffic the SF sends back; End.AM
+//!   sends the IPv6 packet with DA = Segment List\[0\] to the SF's
+//!   adjacency, as End.X does;
 //! - local (the SID is the destination and the upper layer is one the SID
 //!   answers, ICMPv6 by default): ip6-local, which answers a ping to the
 //!   SID;
@@ -34,7 +43,7 @@
 //! calls the kernel per packet; the adjacency of End.X / End.DX* is read
 //! once per run of packets that share it.
 
-use super::table::{Behavior, LocalSid};
+use super::table::{Behavior, LocalSid, ProxyKind};
 use super::{icmp6, SrCounters, SrError};
 use crate::ip::LOCALLY_ORIGINATED;
 use crate::ip6::lookup::ip6_flow_hash;
@@ -46,6 +55,7 @@ use vswitch_fib::adj::{AdjKind, Adjacency};
 use vswitch_graph::{next_arcs, Node, PacketId};
 use vswitch_packet::{Meta, MetaFlags};
 use vswitch_srv6::behavior::{self, EndOpts, Inner, Next, Outcome};
+use vswitch_srv6::DropReason;
 
 next_arcs! {
     /// Where sr-localsid and sr-localsid-d send packets.
@@ -89,7 +99,7 @@ impl fmt::Display for SrLocalSidTrace {
     }
 }
 
-/// The sr-localsid node (End, End.X, End.T, End.B6.Encaps[.Red]).
+/// The sr-localsid node (End, End.X, End.T, End.B6.Encaps[.Red], End.AM).
 pub struct SrLocalSid {
     counters: Arc<SrCounters>,
 }
@@ -101,7 +111,8 @@ impl SrLocalSid {
     }
 }
 
-/// The sr-localsid-d node (End.DX2/DX4/DX6, End.DT4/DT6/DT46).
+/// The sr-localsid-d node (End.DX2/DX4/DX6, End.DT4/DT6/DT46, End.AS,
+/// End.AD).
 pub struct SrLocalSidD {
     counters: Arc<SrCounters>,
 }
@@ -257,6 +268,24 @@ where
                         behavior::end_b6_encaps_red(buf, start, len, opts, t, flow_hash)
                     }
                 }
+            },
+            Behavior::EndAs | Behavior::EndAd | Behavior::EndAm => match sid.proxy.as_deref().map(|x| &x.kind) {
+                Some(ProxyKind::Static(sp)) if sid.behavior == Behavior::EndAs => {
+                    behavior::end_as(buf, start, len, opts, sp)
+                }
+                Some(ProxyKind::Dynamic { proxy, cache }) if sid.behavior == Behavior::EndAd => {
+                    // The outer headers, as End left them, are still in
+                    // front of the inner packet: published from there.
+                    let out = behavior::end_ad_in_place(buf, start, len, opts, proxy);
+                    if let Outcome::Decap { span, .. } = out {
+                        cache.publish(buf.get(start..span.start).unwrap_or(&[]));
+                    }
+                    out
+                }
+                Some(ProxyKind::Masquerading { to_sf }) if sid.behavior == Behavior::EndAm => {
+                    behavior::end_am(buf, start, len, opts, *to_sf)
+                }
+                _ => Outcome::drop(DropReason::TemplateMismatch),
             },
         };
         if let Outcome::Forward { span, .. } = out {

@@ -14,6 +14,11 @@
 //! ip4-lookup ─────┴── SrPolicy adj ──► sr-pl-rewrite-encaps ──► ip6-lookup (H.Encaps, H.Encaps.Red)
 //! ethernet-input ── L2-steered interface ──► sr-pl-rewrite-encaps-l2 ──► ip6-lookup (H.Encaps.L2[.Red])
 //!
+//! SR proxies (End.AS, End.AD, End.AM) and their SR-unaware service function (SF):
+//! ip6-lookup ── SrLocalSidDecap adj ──► sr-localsid-d ──► ip4-rewrite / ip6-rewrite / interface-output ──► SF (AS, AD)
+//!            ── SrLocalSid adj ──► sr-localsid ──► ip6-rewrite ──► SF (AM)
+//! SF ──► ethernet-input (the proxy's return interface) ──► sr-proxy-return ──► ip6-lookup
+//!
 //! any SR node ── drop with an ICMP error ──► ip6-icmp-error / ip4-icmp-error
 //! ```
 //!
@@ -27,6 +32,9 @@
 //!   with PSP / USP / USD / NEXT-C-SID) and `sr-localsid-d` (End.DX2,
 //!   End.DX4, End.DX6, End.DT4, End.DT6, End.DT46).
 //! - [`encaps`]: `sr-pl-rewrite-encaps` and `sr-pl-rewrite-encaps-l2`.
+//! - [`proxy`]: `sr-proxy-return`, the traffic back from an SR proxy's
+//!   service function; [`proxy_cache`]: End.AD's header cache, shared by
+//!   the workers (a seqlock).
 //!
 //! Every SR node counts its drops under the `vswitch-srv6` crate's stable
 //! reason names ([`SrError`], e.g. `sr-localsid: srh segments left beyond
@@ -45,14 +53,21 @@
 pub mod counters;
 pub mod encaps;
 pub mod localsid;
+pub mod proxy;
+pub mod proxy_cache;
 pub mod table;
 
 pub use counters::{SrCounter, SrCounters};
 pub use encaps::{SrEncaps, SrEncapsL2};
 pub use localsid::{SrLocalSid, SrLocalSidD};
+pub use proxy::SrProxyReturn;
+pub use proxy_cache::AdCache;
 pub use table::{
-    Behavior, EncapKind, LocalSid, Policy, SrTable, SrTableError, MAX_ENCAP_LEN, MAX_LOCALSIDS, MAX_POLICIES,
+    Behavior, EncapKind, LocalSid, Policy, ProxyClaim, ProxyKind, SrProxy, SrTable, SrTableError, MAX_ENCAP_LEN,
+    MAX_LOCALSIDS, MAX_POLICIES,
 };
+/// The SR proxies' inner types and next steps, for the CLI.
+pub use vswitch_srv6::{Inner, Next as SrNext};
 
 use crate::ip6::Icmp6Error;
 use vswitch_graph::errors;
@@ -100,6 +115,7 @@ errors! {
         AdjacencyNotUsable = "the sid's adjacency cannot forward (drop)",
         FamilyMismatch = "decapsulated packet not of the adjacency's address family",
         InnerBadHeader = "decapsulated packet's ip header inconsistent",
+        ProxyCacheBusy = "proxy cache being rewritten by other workers",
         IcmpSent = "icmp error sent to ip4/ip6-icmp-error (also counted under its reason)",
     }
 }

@@ -17,10 +17,11 @@
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
-use vswitch_srv6::behavior::{EndOpts, Flavors, HmacCheck, UpperSet};
+use vswitch_srv6::behavior::{DynamicProxy, EndOpts, Flavors, HmacCheck, Inner, Next, StaticProxy, UpperSet};
 use vswitch_srv6::hmac::{HmacKeyTable, HmacPolicy};
 use vswitch_srv6::policy::SrPolicy;
 
+use super::proxy_cache::AdCache;
 use crate::NONE;
 
 /// Most local SIDs (indices `0..MAX_LOCALSIDS`): the size of the
@@ -90,6 +91,12 @@ pub enum Behavior {
         /// Policy index.
         policy: u32,
     },
+    /// End.AS, static SR proxy (its parameters: [`LocalSid::proxy`]).
+    EndAs,
+    /// End.AD, dynamic SR proxy.
+    EndAd,
+    /// End.AM, masquerading SR proxy.
+    EndAm,
 }
 
 impl Behavior {
@@ -107,6 +114,9 @@ impl Behavior {
             Behavior::EndDt46 { .. } => "End.DT46",
             Behavior::EndB6Encaps { .. } => "End.B6.Encaps",
             Behavior::EndB6EncapsRed { .. } => "End.B6.Encaps.Red",
+            Behavior::EndAs => "End.AS",
+            Behavior::EndAd => "End.AD",
+            Behavior::EndAm => "End.AM",
         }
     }
 
@@ -121,8 +131,100 @@ impl Behavior {
                 | Behavior::EndDt4 { .. }
                 | Behavior::EndDt6 { .. }
                 | Behavior::EndDt46 { .. }
+                | Behavior::EndAs
+                | Behavior::EndAd
         )
     }
+
+    /// Whether it is an SR proxy (End.AS, End.AD, End.AM).
+    pub fn is_proxy(&self) -> bool {
+        matches!(self, Behavior::EndAs | Behavior::EndAd | Behavior::EndAm)
+    }
+}
+
+/// What an SR proxy does (draft-ietf-spring-sr-service-programming
+/// section 6), resolved to dataplane indices.
+#[derive(Clone, Debug)]
+pub enum ProxyKind {
+    /// End.AS: the inner type, the SF's adjacency or interface, and the
+    /// headers pushed on the way back.
+    Static(Box<StaticProxy>),
+    /// End.AD: the inner type and the SF's adjacency or interface; the
+    /// outer headers of the last packet sent to the SF, shared by the
+    /// workers.
+    Dynamic {
+        /// Inner type and towards the SF.
+        proxy: DynamicProxy,
+        /// The cache (kept across applies while the SID stays).
+        cache: Arc<AdCache>,
+    },
+    /// End.AM: the SF's IPv6 neighbor adjacency.
+    Masquerading {
+        /// Towards the SF.
+        to_sf: Next,
+    },
+}
+
+/// An SR proxy's binding to its service function (SF).
+#[derive(Clone, Debug)]
+pub struct SrProxy {
+    /// The behaviour's parameters.
+    pub kind: ProxyKind,
+    /// The interface the SF sends traffic back on (claimed by the proxy:
+    /// see [`SrTable::proxy_claims`]).
+    pub return_if: u32,
+}
+
+impl SrProxy {
+    /// The packets the SF receives and sends back: IPv4, IPv6 or Ethernet
+    /// (End.AM: the IPv6 packet itself).
+    pub fn inner(&self) -> Inner {
+        match &self.kind {
+            ProxyKind::Static(p) => p.inner,
+            ProxyKind::Dynamic { proxy, .. } => proxy.inner,
+            ProxyKind::Masquerading { .. } => Inner::Ipv6,
+        }
+    }
+
+    /// Towards the SF.
+    pub fn to_sf(&self) -> Next {
+        match &self.kind {
+            ProxyKind::Static(p) => p.to_sf,
+            ProxyKind::Dynamic { proxy, .. } => proxy.to_sf,
+            ProxyKind::Masquerading { to_sf } => *to_sf,
+        }
+    }
+}
+
+impl PartialEq for SrProxy {
+    fn eq(&self, o: &SrProxy) -> bool {
+        let kind = match (&self.kind, &o.kind) {
+            (ProxyKind::Static(a), ProxyKind::Static(b)) => {
+                (a.inner, a.to_sf) == (b.inner, b.to_sf) && a.cache == b.cache
+            }
+            (ProxyKind::Dynamic { proxy: a, cache: ca }, ProxyKind::Dynamic { proxy: b, cache: cb }) => {
+                a == b && Arc::ptr_eq(ca, cb)
+            }
+            (ProxyKind::Masquerading { to_sf: a }, ProxyKind::Masquerading { to_sf: b }) => a == b,
+            _ => false,
+        };
+        kind && self.return_if == o.return_if
+    }
+}
+
+impl Eq for SrProxy {}
+
+/// Which frames received on a proxy's return interface the proxy takes
+/// (the others go the interface's normal way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyClaim {
+    /// Every frame (an Ethernet proxy's interface has no other mode).
+    Frames,
+    /// IPv4 unicast packets (ARP stays with arp-input: the SF resolves
+    /// us).
+    Ipv4,
+    /// IPv6 packets except neighbor discovery and multicast.
+    Ipv6,
 }
 
 /// One local SID.
@@ -144,6 +246,8 @@ pub struct LocalSid {
     pub local_upper: UpperSet,
     /// HMAC check of received SRHs.
     pub hmac: HmacPolicy,
+    /// End.AS / End.AD / End.AM: the proxy's parameters.
+    pub proxy: Option<Arc<SrProxy>>,
 }
 
 impl LocalSid {
@@ -157,6 +261,7 @@ impl LocalSid {
             flavors: Flavors::default(),
             local_upper: UpperSet::ICMPV6,
             hmac: HmacPolicy::OFF,
+            proxy: None,
         }
     }
 
@@ -222,6 +327,8 @@ pub struct SrTable {
     policies: Vec<Option<Policy>>,
     /// Policy index by software interface ([`NONE`]: not steered).
     l2_steer: Vec<u32>,
+    /// SR proxy SID index (and what it takes) by return interface.
+    proxy_return: Vec<(u32, ProxyClaim)>,
     keys: Arc<HmacKeyTable>,
 }
 
@@ -266,6 +373,60 @@ impl SrTable {
         match self.l2_steer.get(sw_if as usize) {
             Some(&p) if p != NONE => Some(p),
             _ => None,
+        }
+    }
+
+    /// The SR proxy SID whose SF sends traffic back on `sw_if`.
+    #[inline(always)]
+    pub fn proxy_return(&self, sw_if: u32) -> Option<u32> {
+        match self.proxy_return.get(sw_if as usize) {
+            Some(&(i, _)) if i != NONE => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The SR proxy SID that takes a frame received on `sw_if`, of
+    /// ethertype `ethertype`, whose payload starts `l3`: every frame for an
+    /// Ethernet proxy, else the unicast packets of its inner type. IPv6
+    /// neighbor discovery (ICMPv6 right after the IPv6 header, types 133 to
+    /// 137), multicast and broadcast stay with ip4-input / ip6-input, so
+    /// the SF and vswitch resolve each other on that link.
+    #[inline(always)]
+    pub fn proxy_claims(&self, sw_if: u32, ethertype: u16, l3: &[u8]) -> Option<u32> {
+        let &(index, claim) = self.proxy_return.get(sw_if as usize)?;
+        let ours = match claim {
+            ProxyClaim::Frames => true,
+            // Not multicast or broadcast (224.0.0.0 and up): the SF's own.
+            ProxyClaim::Ipv4 => ethertype == 0x0800 && l3.len() >= 20 && l3[16] < 224,
+            ProxyClaim::Ipv6 => {
+                ethertype == 0x86dd
+                    && l3.len() > 40
+                    && l3[24] != 0xff
+                    && !(l3[6] == 58 && (133..=137).contains(&l3[40]))
+            }
+        };
+        (ours && index != NONE).then_some(index)
+    }
+
+    /// Every proxy return interface: (interface, SID index).
+    pub fn proxy_returns(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.proxy_return.iter().enumerate().filter(|(_, &(i, _))| i != NONE).map(|(s, &(i, _))| (s as u32, i))
+    }
+
+    /// Makes SR proxy SID `index` take what `claim` says of the frames
+    /// received on `sw_if` (or, with `None`, stops).
+    pub fn set_proxy_return(&mut self, sw_if: u32, proxy: Option<(u32, ProxyClaim)>) {
+        let i = sw_if as usize;
+        let none = (NONE, ProxyClaim::Frames);
+        if self.proxy_return.len() <= i {
+            if proxy.is_none() {
+                return;
+            }
+            self.proxy_return.resize(i + 1, none);
+        }
+        self.proxy_return[i] = proxy.unwrap_or(none);
+        while self.proxy_return.last().is_some_and(|e| e.0 == NONE) {
+            self.proxy_return.pop();
         }
     }
 
@@ -360,5 +521,40 @@ mod tests {
         t.set_l2_steering(5, None);
         assert_eq!(t.l2_steering().count(), 0);
         assert!(Behavior::EndDt4 { vrf: 0 }.decapsulates() && !Behavior::EndX { adj: 1 }.decapsulates());
+        assert!(Behavior::EndAd.decapsulates() && !Behavior::EndAm.decapsulates() && Behavior::EndAm.is_proxy());
+    }
+
+    #[test]
+    fn a_proxy_claims_its_inner_type_but_not_neighbor_discovery() {
+        let mut t = SrTable::new();
+        t.set_proxy_return(4, Some((7, ProxyClaim::Ipv6)));
+        t.set_proxy_return(2, Some((8, ProxyClaim::Ipv4)));
+        t.set_proxy_return(1, Some((9, ProxyClaim::Frames)));
+        let mut v6 = [0u8; 48];
+        v6[0] = 0x60;
+        v6[6] = 17;
+        v6[24] = 0x20;
+        assert_eq!(t.proxy_claims(4, 0x86dd, &v6), Some(7));
+        assert_eq!(t.proxy_claims(4, 0x0800, &v6), None);
+        assert_eq!(t.proxy_claims(3, 0x86dd, &v6), None);
+        let mut ns = v6;
+        (ns[6], ns[40]) = (58, 135);
+        assert_eq!(t.proxy_claims(4, 0x86dd, &ns), None, "neighbor solicitation");
+        (ns[6], ns[40]) = (58, 128);
+        assert_eq!(t.proxy_claims(4, 0x86dd, &ns), Some(7), "echo request");
+        let mut mc = v6;
+        mc[24] = 0xff;
+        assert_eq!(t.proxy_claims(4, 0x86dd, &mc), None, "multicast");
+        let mut v4 = [0u8; 20];
+        (v4[0], v4[16]) = (0x45, 10);
+        assert_eq!((t.proxy_claims(2, 0x0800, &v4), t.proxy_claims(2, 0x0806, &v4)), (Some(8), None));
+        v4[16] = 255;
+        assert_eq!(t.proxy_claims(2, 0x0800, &v4), None, "broadcast");
+        assert_eq!(t.proxy_claims(1, 0x0806, &[]), Some(9));
+        assert_eq!(t.proxy_returns().collect::<Vec<_>>(), vec![(1, 9), (2, 8), (4, 7)]);
+        for i in [1, 2, 4] {
+            t.set_proxy_return(i, None);
+        }
+        assert_eq!((t.proxy_returns().count(), t.proxy_return(4)), (0, None));
     }
 }
