@@ -20,9 +20,18 @@ pub struct Control {
     pub controller: Controller,
     /// Backends.
     pub ports: DaemonPorts,
-    /// Where applied states are saved.
-    pub store: StateDir,
+    /// Successful applies so far (orders the saves).
+    applied: u64,
 }
+
+/// Where applied states are saved, and the last one saved.
+struct Saver {
+    store: StateDir,
+    saved: u64,
+}
+
+/// An applied state still to be saved: its number and the state.
+type Unsaved = (u64, DesiredState);
 
 /// Interface counters: rx packets, rx bytes, tx packets, tx bytes, drops.
 pub type IfTotals = [u64; 5];
@@ -64,6 +73,7 @@ pub struct Settings {
 /// The running daemon.
 pub struct Daemon {
     control: Mutex<Control>,
+    saver: Mutex<Saver>,
     /// The workers.
     pub workers: Arc<Workers>,
     /// The buffer pool.
@@ -93,7 +103,8 @@ impl Daemon {
         ports.set_memif_interrupts(matches!(settings.idle, IdleMode::Interrupt { .. }));
         let fib = Arc::clone(controller.fib());
         let daemon = Daemon {
-            control: Mutex::new(Control { controller, ports, store: StateDir::new(&settings.state_dir) }),
+            control: Mutex::new(Control { controller, ports, applied: 0 }),
+            saver: Mutex::new(Saver { store: StateDir::new(&settings.state_dir), saved: 0 }),
             workers: Arc::clone(&dp.workers),
             pool: Arc::clone(&dp.pool),
             fib,
@@ -120,15 +131,38 @@ impl Daemon {
     /// Applies `state` and saves it; the report, or why nothing changed.
     pub fn apply_state(&self, state: DesiredState) -> Result<ApplyReport, ApplyError> {
         let mut guard = self.control();
-        self.apply_locked(&mut guard, state)
+        let result = self.apply_locked(&mut guard, state);
+        self.unlock_and_save(guard, result)
     }
 
-    fn apply_locked(&self, c: &mut Control, state: DesiredState) -> Result<ApplyReport, ApplyError> {
+    fn apply_locked(&self, c: &mut Control, state: DesiredState) -> Result<(ApplyReport, Unsaved), ApplyError> {
         let old_sr = std::sync::Arc::clone(&c.controller.snapshot().sr);
         let report = c.controller.apply(state, &mut c.ports)?;
         crate::show_sr::rebase(self, &old_sr, &c.controller.snapshot().sr);
-        if let Err(e) = c.store.save(c.controller.state()) {
-            tracing::error!(error = %e, "the applied state could not be saved; a restart will not restore it");
+        c.applied += 1;
+        Ok((report, (c.applied, c.controller.state().clone())))
+    }
+
+    /// Releases the controller's lock, then closes what removed ports
+    /// left (deleting a tap takes the kernel 10-20 ms) and saves the
+    /// applied state (an fsync), so that other applies proceed meanwhile.
+    /// Saves are ordered by apply number: a state already overtaken by a
+    /// later save is not written.
+    fn unlock_and_save(
+        &self,
+        mut guard: MutexGuard<'_, Control>,
+        result: Result<(ApplyReport, Unsaved), ApplyError>,
+    ) -> Result<ApplyReport, ApplyError> {
+        let closing = guard.ports.take_closing();
+        drop(guard);
+        drop(closing);
+        let (report, (number, state)) = result?;
+        let mut saver = lock(&self.saver);
+        if saver.saved < number {
+            if let Err(e) = saver.store.save(&state) {
+                tracing::error!(error = %e, "the applied state could not be saved; a restart will not restore it");
+            }
+            saver.saved = number;
         }
         Ok(report)
     }
@@ -165,7 +199,10 @@ impl Daemon {
         let result = match patched(guard.controller.state(), &patch) {
             Err(errors) => Err(ApplyError::Invalid(errors)),
             Ok(next) if req.dry_run => guard.controller.diff(&next).map_err(ApplyError::Invalid),
-            Ok(next) => self.apply_locked(&mut guard, next),
+            Ok(next) => {
+                let applied = self.apply_locked(&mut guard, next);
+                return respond(self.unlock_and_save(guard, applied), false, "patched");
+            }
         };
         drop(guard);
         respond(result, req.dry_run, "patched")

@@ -41,6 +41,20 @@ pub struct WorkerHandle {
     pub counters: Arc<IfCounters>,
     /// SRv6 counters (per local SID and policy).
     pub sr_counters: Arc<vswitch_nodes::srv6::SrCounters>,
+    /// Its thread, unparked after each command so an idle worker (asleep
+    /// for up to its `max_sleep`) runs it at once.
+    pub thread: Option<std::thread::Thread>,
+}
+
+impl WorkerHandle {
+    /// Queues `cmd` and wakes the worker; false if it is gone.
+    fn send(&self, cmd: Command) -> bool {
+        let sent = self.commands.send(cmd).is_ok();
+        if let Some(t) = &self.thread {
+            t.unpark();
+        }
+        sent
+    }
 }
 
 /// The workers, as the control thread sees them.
@@ -68,7 +82,7 @@ impl Workers {
         let cmd: Command = Box::new(move |w: &mut Worker| {
             let _ = tx.send(f(w));
         });
-        self.handles.get(id)?.commands.send(cmd).ok()?;
+        self.handles.get(id)?.send(cmd).then_some(())?;
         rx.recv_timeout(COMMAND_TIMEOUT).ok()
     }
 
@@ -88,7 +102,7 @@ impl Workers {
                 let cmd: Command = Box::new(move |w: &mut Worker| {
                     let _ = tx.send(f(w));
                 });
-                h.commands.send(cmd).ok().map(|_| rx)
+                h.send(cmd).then_some(rx)
             })
             .collect();
         waits.into_iter().map(|rx| rx.and_then(|rx| rx.recv_timeout(COMMAND_TIMEOUT).ok())).collect()
@@ -131,7 +145,7 @@ impl Dataplane {
             let mut w = Worker::new(id, graph, pool.worker(), Arc::clone(tables), shared);
             w.set_reader(fib.register_reader());
             w.set_idle(idle);
-            let handle = WorkerHandle {
+            let mut handle = WorkerHandle {
                 id,
                 commands: w.commands(),
                 graph_stats,
@@ -139,9 +153,13 @@ impl Dataplane {
                 loop_stats: Arc::clone(w.stats()),
                 counters,
                 sr_counters,
+                thread: None,
             };
             match w.spawn(Arc::clone(&stop)) {
-                Ok(t) => threads.push(t),
+                Ok(t) => {
+                    handle.thread = Some(t.thread().clone());
+                    threads.push(t);
+                }
                 Err(e) => {
                     let mut dp = Dataplane { pool, workers: Arc::new(Workers { handles }), threads, stop };
                     dp.stop_workers();

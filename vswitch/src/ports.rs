@@ -211,6 +211,24 @@ pub struct DaemonPorts {
     /// How memif receive queues start (interrupt when the workers block
     /// on their queues).
     memif_rx_mode: vswitch_memif::RxMode,
+    /// Queues and backends of removed ports, closed by [`Closing`] after
+    /// the controller's lock is released.
+    closing: Closing,
+}
+
+/// Queues and devices of removed ports, waiting to be closed. Closing the
+/// last descriptor of a tap deletes its device, which takes the kernel
+/// 10–20 ms (RCU grace periods); done under the controller's lock it
+/// would hold every other apply (a burst of CNI DELs) behind it, and done
+/// in a worker it would stall the data path. Dropping this closes them.
+#[derive(Default)]
+pub struct Closing(Vec<Box<dyn Send>>);
+
+impl Closing {
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl DaemonPorts {
@@ -224,7 +242,14 @@ impl DaemonPorts {
             memif_ends: BTreeMap::new(),
             memif_owners: BTreeMap::new(),
             memif_rx_mode: vswitch_memif::RxMode::Polling,
+            closing: Closing::default(),
         }
+    }
+
+    /// What removed ports left to close (see [`Closing`]): drop it once
+    /// the controller's lock is released.
+    pub fn take_closing(&mut self) -> Closing {
+        std::mem::take(&mut self.closing)
     }
 
     /// Whether memif receive queues ask their peers to signal each burst
@@ -268,20 +293,14 @@ impl DaemonPorts {
         Ok(())
     }
 
-    /// Takes port `port`'s queues away from every worker (their file
-    /// descriptors are closed by the workers).
-    fn take_back(&self, port: u32) {
-        for (w, r) in self
-            .workers
-            .run_on_all(move |wk| {
-                wk.remove_rx(port);
-                wk.remove_tx(port);
-            })
-            .into_iter()
-            .enumerate()
+    /// Takes `port`'s queues back from every worker; they are closed
+    /// later, by the control thread (see [`Closing`]).
+    fn take_back(&mut self, port: u32) {
+        for (w, r) in self.workers.run_on_all(move |wk| (wk.take_rx(port), wk.remove_tx(port))).into_iter().enumerate()
         {
-            if r.is_none() {
-                tracing::error!(worker = w, port, "worker did not release the queues of a removed port");
+            match r {
+                Some(queues) => self.closing.0.push(Box::new(queues)),
+                None => tracing::error!(worker = w, port, "worker did not release the queues of a removed port"),
             }
         }
     }
@@ -671,7 +690,7 @@ impl PortRegistry for DaemonPorts {
     fn remove_port(&mut self, spec: &PortSpec) {
         self.take_back(spec.port);
         match self.backends.remove(&spec.port) {
-            Some((Backend::Tap { mut tap, owned, netns, .. }, _)) => {
+            Some((Backend::Tap { mut tap, owned, netns, netdev }, _)) => {
                 if owned {
                     if let Err(e) = tap.set_persist(false) {
                         tracing::warn!(port = spec.port, error = %e, "tap stays persistent");
@@ -680,12 +699,15 @@ impl PortRegistry for DaemonPorts {
                 }
                 tracing::info!(interface = %spec.interface, port = spec.port, device = tap.name(),
                     "tap {}", if owned { "removed" } else { "detached" });
+                self.closing.0.push(Box::new((tap, netdev)));
             }
-            Some((Backend::AfPacket { .. }, info)) => {
-                tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-packet closed")
+            Some((b @ Backend::AfPacket { .. }, info)) => {
+                tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-packet closed");
+                self.closing.0.push(Box::new(b));
             }
-            Some((Backend::AfXdp { .. }, info)) => {
-                tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-xdp closed")
+            Some((b @ Backend::AfXdp { .. }, info)) => {
+                tracing::info!(interface = %spec.interface, port = spec.port, device = ?info.device, "af-xdp closed");
+                self.closing.0.push(Box::new(b));
             }
             Some((Backend::Memif { spec: m, replaced, .. }, _)) => {
                 let key = (m.socket.clone(), m.id);

@@ -157,9 +157,23 @@ impl Worker {
 
     /// Stops polling the receive queues of `port`; returns how many.
     pub fn remove_rx(&mut self, port: u32) -> usize {
-        let before = self.rx.len();
-        self.rx.retain(|e| e.queue.port() != port);
-        before - self.rx.len()
+        self.take_rx(port).len()
+    }
+
+    /// Stops polling `port`'s queues and returns them, for the control
+    /// thread to close: closing a kernel queue can wait for an RCU grace
+    /// period (a tap queue's detach does), which must not stall the worker.
+    pub fn take_rx(&mut self, port: u32) -> Vec<Box<dyn RxQueue>> {
+        let mut taken = Vec::new();
+        let mut i = 0;
+        while i < self.rx.len() {
+            if self.rx[i].queue.port() == port {
+                taken.push(self.rx.remove(i).queue);
+            } else {
+                i += 1;
+            }
+        }
+        taken
     }
 
     /// Stops sending on `port` (what the graph still queues for it is
@@ -327,7 +341,8 @@ impl Worker {
             self.block_on_queues(max_sleep);
         } else {
             self.sleep = (self.sleep * 2).clamp(Duration::from_micros(10), max_sleep);
-            std::thread::sleep(self.sleep);
+            // Parked, not slept: whoever sends a command may unpark us.
+            std::thread::park_timeout(self.sleep);
         }
         if let Some(r) = &self.reader {
             r.online();
