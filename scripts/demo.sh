@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The demo, on one machine, as root: installs what is missing, builds the
-# release binaries, creates five pod network namespaces, starts vswitch
+# release binaries, creates seven pod network namespaces, starts vswitch
 # with examples/demo.yaml (two tap pods, one veth pod read by AF_XDP and
 # a memif CNF bridged, two pods routed with vswitch as their gateway),
 # starts the CNF (memif/examples/cnf_echo: a memif client answering ping
 # and UDP echo), shows L2 and L3 connectivity with ping, UDP echo,
-# traceroute and iperf3,
+# traceroute and iperf3, attaches two more pods with the CNI plugin
+# (vswitch-cni + vswitch-ipam, as a container runtime would) and pings
+# between them,
 # prints `vswitchctl show interfaces` and `show runtime`, runs the graph
 # benchmark, and removes everything it made. Safe to run again.
 set -euo pipefail
@@ -13,11 +15,11 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 echo "== building release binaries"
-cargo build --release -q -p vswitch -p vswitch-bench
+cargo build --release -q -p vswitch -p vswitch-bench -p vswitch-cni -p vswitch-ipam
 cargo build --release -q -p vswitch-memif --example cnf_echo
 
 work=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
-pods=(vswdemo-a vswdemo-b vswdemo-c vswdemo-d vswdemo-e)
+pods=(vswdemo-a vswdemo-b vswdemo-c vswdemo-d vswdemo-e vswdemo-f vswdemo-g)
 vswitch_pid=""
 cnf_pid=""
 run_dir_made=""
@@ -103,8 +105,31 @@ pod vswdemo-a iperf3 -s -1 -D -B 10.10.0.1 >/dev/null 2>&1
 sleep 0.5
 pod vswdemo-e iperf3 -c 10.10.0.1 -t 3 -f m | tail -4
 
+echo "== CNI: pod-f and pod-g get eth0 from vswitch-cni on the L3 network \"red\" (VRF 7), addresses from vswitch-ipam"
+ctl patch -f - <<'EOF'
+vrfs: [{ id: 7, name: red }]
+networks: [{ name: red, vrf: 7 }]
+EOF
+# The plugin run exactly as a container runtime runs it: CNI_* environment,
+# the network configuration on stdin.
+cni() {
+    CNI_COMMAND=$1 CNI_CONTAINERID="demo-$2" CNI_NETNS="/run/netns/$2" CNI_IFNAME=eth0 \
+        CNI_PATH="$PWD/target/release" target/release/vswitch-cni <<EOF
+{"cniVersion": "1.1.0", "name": "red", "type": "vswitch-cni", "apiSocket": "$work/api.sock",
+ "ipam": {"type": "vswitch-ipam", "subnet": "10.30.0.0/24", "dataDir": "$work/ipam", "routes": [{"dst": "0.0.0.0/0"}]}}
+EOF
+}
+cni ADD vswdemo-f && echo
+cni ADD vswdemo-g >/dev/null
+g_ip=$(ip -n vswdemo-g -o -4 addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+echo "   pod-f -> pod-g ($g_ip) through vswitch's VRF 7:"
+pod vswdemo-f ping -c 3 -i 0.2 -W 2 "$g_ip" | tail -2
+
 echo "== vswitchctl show interfaces"
 ctl show interfaces
+echo "== CNI DEL of both pods (their interfaces, routes and addresses go)"
+cni DEL vswdemo-f && cni DEL vswdemo-g
+echo "   interfaces owned by the CNI plugin left: $(ctl get | grep -c 'owner: cni:' || true)"
 echo "== vswitchctl show runtime"
 ctl show runtime
 

@@ -397,7 +397,7 @@ pub(crate) struct InnerInfo {
 
 impl InnerInfo {
     /// Reads them from a packet already known to be long enough for `kind`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(kind: Inner, pkt: &[u8]) -> InnerInfo {
         match kind {
             Inner::Ipv4 => InnerInfo { kind, ttl: pkt[8], tc: pkt[1], flow_label: None },
@@ -411,7 +411,7 @@ impl InnerInfo {
 }
 
 /// Classifies the payload of an L3 headend by its version nibble.
-#[inline]
+#[inline(always)]
 pub(crate) fn classify_ip(pkt: &[u8]) -> Result<Inner, Outcome> {
     let kind = match pkt.first().map(|b| b >> 4) {
         Some(4) => Inner::Ipv4,
@@ -426,7 +426,7 @@ pub(crate) fn classify_ip(pkt: &[u8]) -> Result<Inner, Outcome> {
 
 /// Decrements the TTL / hop limit of an IP packet, fixing the IPv4 header
 /// checksum incrementally (RFC 1624 eqn. 3). The caller checked it is > 1.
-#[inline]
+#[inline(always)]
 pub(crate) fn decrement_ttl(kind: Inner, pkt: &mut [u8]) {
     match kind {
         Inner::Ipv4 => {
@@ -447,6 +447,9 @@ pub(crate) fn decrement_ttl(kind: Inner, pkt: &mut [u8]) {
 /// The headend: classify, decrement the inner TTL, push the template.
 /// `expect` pins the payload kind (proxies); `None` takes it from the
 /// template (L2) or the version nibble (L3).
+// Inlined into each headend (one call per packet, not four): its helpers
+// are small and the per-packet budget is ~70 clocks.
+#[inline(always)]
 pub(crate) fn encap(
     buf: &mut [u8],
     start: usize,
@@ -490,7 +493,7 @@ pub(crate) fn encap(
 }
 
 /// Copies the template before `start` and patches it. Checks done.
-#[inline]
+#[inline(always)]
 fn push(buf: &mut [u8], start: usize, len: usize, t: &EncapTemplate, inner: InnerInfo, flow_hash: u32) -> Outcome {
     let hl = t.len();
     let new_start = start - hl;

@@ -575,6 +575,7 @@ pub(crate) fn upper_layer(start: usize, p: &Parsed, opts: &EndOpts<'_>) -> Outco
 
 /// Checks that `inner` looks like a packet of kind `kind` (length and IP
 /// version).
+#[inline(always)]
 pub(crate) fn inner_ok(kind: Inner, inner: &[u8]) -> bool {
     match kind {
         Inner::Ipv4 => inner.len() >= 20 && inner[0] >> 4 == 4,
