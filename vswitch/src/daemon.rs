@@ -355,6 +355,7 @@ fn changes(r: &ApplyReport) -> Vec<pb::Change> {
     push(&mut out, "route", &r.routes);
     push(&mut out, "neighbor", &r.neighbors);
     push(&mut out, "sr", &r.sr);
+    push(&mut out, "network", &r.networks);
     for p in &r.ports_created {
         out.push(pb::Change { kind: "port".into(), op: "created".into(), name: p.to_string() });
     }

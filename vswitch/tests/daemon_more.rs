@@ -211,6 +211,11 @@ neighbors: [{{ interface: c{n}, ip: 10.61.0.{n}, mac: '02:aa:00:00:00:0{n}' }}]
         ns.ip(&["route", "add", "default", "via", "10.61.0.254"]);
         ns.ip(&["neigh", "add", "10.61.0.254", "lladdr", &format!("02:fe:00:00:00:0{n}"), "dev", "eth0"]);
     };
+    // A network alone changes nothing in the data path; the report says so.
+    let out = patch("networks: [{ name: blue, vrf: 5, mtu: 1400 }]\n", &[]);
+    let report = common::output_text(&out);
+    assert!(out.status.success() && report.contains("networks: +blue"), "{report}");
+    assert!(d.ctl_ok(&["get"]).contains("name: blue"));
     pod(&a, 1);
     pod(&b, 2);
     a.ping("10.61.0.2", 3, 10).unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));

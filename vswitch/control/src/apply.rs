@@ -200,6 +200,8 @@ pub struct ApplyReport {
     /// SRv6: `localsid fc00::1/128 (vrf 0)`, `policy fc00::b`,
     /// `steering 10.0.0.0/8 (vrf 0)`, `steering interface pod-l2`, `hmac key 7`.
     pub sr: Changes<String>,
+    /// Networks by name (a catalogue: nothing in the data path changes).
+    pub networks: Changes<String>,
     /// Port backends created (before publication).
     pub ports_created: Vec<PortSpec>,
     /// Port backends removed (after publication).
@@ -214,6 +216,11 @@ pub struct ApplyReport {
 impl ApplyReport {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
+        self.networks.is_empty() && self.dataplane_unchanged()
+    }
+
+    /// Whether nothing the data path uses changed.
+    fn dataplane_unchanged(&self) -> bool {
         self.interfaces.is_empty()
             && self.bridge_domains.is_empty()
             && self.vrfs.is_empty()
@@ -238,6 +245,7 @@ impl fmt::Display for ApplyReport {
         self.routes.write(f, "routes")?;
         self.neighbors.write(f, "neighbors")?;
         self.sr.write(f, "sr")?;
+        self.networks.write(f, "networks")?;
         for p in &self.ports_created {
             writeln!(f, "created {p}")?;
         }
@@ -401,6 +409,25 @@ fn same_bd_config(a: &BridgeDomainConfig, b: &BridgeDomainConfig) -> bool {
         && *mac_limit == b.mac_limit
         && *mac_age_secs == b.mac_age_secs
         && *bvi == b.bvi
+}
+
+/// Networks added, changed and removed between two states, by name.
+fn network_changes(old: &DesiredState, new: &DesiredState) -> Changes<String> {
+    let mut c = Changes::default();
+    for n in &new.networks {
+        match old.networks.iter().find(|o| o.name == n.name) {
+            None => c.added.push(n.name.clone()),
+            Some(o) if o != n => c.changed.push(n.name.clone()),
+            Some(_) => {}
+        }
+    }
+    c.removed = old
+        .networks
+        .iter()
+        .filter(|o| !new.networks.iter().any(|n| n.name == o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    c
 }
 
 /// Whether two interfaces are the same in every field
@@ -597,6 +624,7 @@ impl Controller {
         let plan = self.plan(new);
         let mut report = self.report(&plan, &self.snapshot());
         report.warnings = warnings;
+        report.networks = network_changes(&self.state, new);
         Ok(report)
     }
 
@@ -608,7 +636,8 @@ impl Controller {
         let old = self.snapshot();
         let mut report = self.report(&plan, &old);
         report.warnings = warnings;
-        if report.is_empty() {
+        report.networks = network_changes(&self.state, &new);
+        if report.dataplane_unchanged() {
             self.state = new;
             return Ok(report);
         }
