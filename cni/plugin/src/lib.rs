@@ -150,6 +150,21 @@ where
         if matches!(env.command, Command::Add | Command::Check) && !env.netns.starts_with('/') {
             return Err(CniError::invalid_env(&["CNI_NETNS"], format!("{:?} is not an absolute path", env.netns)));
         }
+        // vswitch keeps the owner tag (container, interface, network) in
+        // at most 253 bytes: refuse here, before IPAM, what it would refuse.
+        let owner = naming::owner(&env.container_id, &env.ifname, &conf.name);
+        if owner.len() > naming::MAX_OWNER_LEN && env.command != Command::Gc && env.command != Command::Status {
+            return Err(CniError::invalid_env(
+                &["CNI_CONTAINERID"],
+                format!(
+                    "container id ({} bytes) and network name ({} bytes) make an owner tag of {} bytes; vswitch keeps {}",
+                    env.container_id.len(),
+                    conf.name.len(),
+                    owner.len(),
+                    naming::MAX_OWNER_LEN
+                ),
+            ));
+        }
         Ok(pc)
     })();
     let pc = checked.map_err(|e| e.with_version(version))?;

@@ -27,6 +27,9 @@ pub fn vswitch_ifname(container_id: &str, ifname: &str) -> String {
     format!("c{:012x}", fnv64(&[container_id, ifname]) >> 16)
 }
 
+/// The longest owner tag vswitch keeps (`interfaces[].owner`).
+pub const MAX_OWNER_LEN: usize = 253;
+
 /// The owner tag written on the vswitch interface.
 pub fn owner(container_id: &str, ifname: &str, network: &str) -> String {
     format!("cni:{container_id}:{ifname}:{network}")

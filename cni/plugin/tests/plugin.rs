@@ -405,6 +405,10 @@ fn malformed_configurations_are_rejected_with_the_right_code_and_leave_nothing()
     assert_eq!(err["code"], 4, "{err}");
     let err = Call::new("ADD", "bad-1", "/run/netns/cn-none-such", "eth0").err(&good);
     assert_eq!(err["code"], 3, "{err}");
+    // A container id too long for vswitch's owner tag: 4 before IPAM runs.
+    let err = Call::new("ADD", &"c".repeat(250), &ns.path(), "eth0").err(&good);
+    assert_eq!(err["code"], 4, "{err}");
+    assert!(err["details"].as_str().unwrap().contains("owner tag of"), "{err}");
     let err = Call::new("FROB", "bad-1", &ns.path(), "eth0").err(&good);
     assert_eq!(err["code"], 4, "{err}");
     // The error object carries the request's version.
