@@ -23,8 +23,10 @@
 //! Taps the daemon creates are persistent while it runs and recorded in
 //! `<state-dir>/taps` ([`OwnedTaps`]): if the daemon dies, the device
 //! stays in the pod with the pod's addresses and the next start attaches
-//! to it. Removing the interface, or a clean shutdown
-//! ([`DaemonPorts::remove_all`]), removes the taps the daemon created.
+//! to it. Removing the interface removes the taps the daemon created; a
+//! clean shutdown ([`DaemonPorts::remove_all`]) removes those in its own
+//! namespace and keeps those in pods' namespaces (an upgrade must not take
+//! pods' interfaces, with their addresses, away).
 
 use crate::dataplane::Workers;
 use std::collections::{BTreeMap, BTreeSet};
@@ -641,16 +643,28 @@ impl DaemonPorts {
             .collect()
     }
 
-    /// Removes every backend (clean shutdown): the taps vswitch created
-    /// stop being persistent, so they go when their last descriptor
-    /// closes, which is when the workers stop.
+    /// Removes every backend (clean shutdown). Taps vswitch created in
+    /// its own namespace stop being persistent, so they go when their last
+    /// descriptor closes (when the workers stop). Those in other (pods')
+    /// namespaces stay persistent and recorded: they are the pods'
+    /// interfaces, configured by the pods' CNI, and the next start
+    /// attaches to them.
     pub fn remove_all(&mut self) {
         for (port, (backend, _)) in std::mem::take(&mut self.backends) {
             if let Backend::Tap { mut tap, owned: true, netns, .. } = backend {
+                if netns.is_some() {
+                    tracing::info!(
+                        port,
+                        device = tap.name(),
+                        netns = netns.as_deref().unwrap_or("-"),
+                        "tap kept in its namespace for the next start"
+                    );
+                    continue;
+                }
                 if let Err(e) = tap.set_persist(false) {
                     tracing::warn!(port, error = %e, "tap stays persistent");
                 }
-                self.owned.update(netns.as_deref(), tap.name(), false);
+                self.owned.update(None, tap.name(), false);
                 tracing::info!(port, device = tap.name(), "tap removed");
             }
         }

@@ -262,6 +262,47 @@ fn del_is_idempotent_and_works_after_the_namespace_is_gone() {
     assert_eq!(ipam_allocations(&e.ipam_dir()), vec![], "{} released", ip_of(&r));
 }
 
+/// Restarting vswitch (a clean stop, as an upgrade does, and a crash)
+/// loses nothing: the pods keep their interfaces and addresses, ping again
+/// once vswitch is back, CHECK passes, and DEL still removes everything.
+#[test]
+fn pods_stay_attached_across_vswitch_restarts() {
+    let mut e = Env::new("restart");
+    let pods = [Netns::new(format!("cn{}r", tag("t"))), Netns::new(format!("cn{}s", tag("t")))];
+    let conf = e.red("1.1.0");
+    let rs: Vec<Value> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| Call::new("ADD", &format!("rst-{i}"), &ns.path(), "eth0").ok(&conf))
+        .collect();
+    pods[0].ping(&ip_of(&rs[1]), 2, 10).unwrap_or_else(|err| panic!("{err}\n{}", e.d.log_text()));
+    let state = e.d.state();
+    for clean in [true, false] {
+        if clean {
+            e.d.stop();
+        } else {
+            e.d.kill();
+        }
+        for (ns, r) in pods.iter().zip(&rs) {
+            assert_eq!(pod_addrs(ns, "eth0"), addrs(r), "the pod keeps eth0 and its address (clean stop: {clean})");
+        }
+        e.d = Daemon::start(&e.dir.0, STATE);
+        assert_eq!(e.d.state(), state, "the state comes back (clean stop: {clean})");
+        pods[0]
+            .ping(&ip_of(&rs[1]), 2, 10)
+            .unwrap_or_else(|err| panic!("clean stop {clean}: {err}\n{}", e.d.log_text()));
+        for (i, (ns, r)) in pods.iter().zip(&rs).enumerate() {
+            Call::new("CHECK", &format!("rst-{i}"), &ns.path(), "eth0").ok(&with_prev(&conf, r));
+        }
+    }
+    for (i, ns) in pods.iter().enumerate() {
+        Call::new("DEL", &format!("rst-{i}"), &ns.path(), "eth0").ok(&conf);
+        assert!(!ns.has_link("eth0"));
+    }
+    assert!(e.d.state().interfaces.is_empty());
+    assert_eq!(ipam_allocations(&e.ipam_dir()), vec![]);
+}
+
 #[test]
 fn check_catches_a_removed_address_and_a_missing_interface() {
     let e = Env::new("check");

@@ -214,6 +214,14 @@ impl Daemon {
         v
     }
 
+    /// SIGKILL: no cleanup at all (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill").arg("-15").arg(c.id().to_string()).status();
