@@ -18,9 +18,8 @@
 
 mod common;
 
-use common::{output_text, tag, wait_for, Bg, Daemon, Netns, TempDir};
+use common::{output_text, tag, wait_for, Capture, Daemon, Netns, TempDir};
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -103,52 +102,6 @@ fn policy_packets(d: &Daemon, bsid: &str) -> u64 {
     j["policies"].as_array().unwrap().iter().find(|p| p["bsid"] == bsid).unwrap_or_else(|| panic!("{j}"))["packets"]
         .as_u64()
         .unwrap()
-}
-
-/// tcpdump on `dev` in `ns` into a pcap file; waits until it listens.
-struct Capture {
-    bg: Bg,
-    file: std::path::PathBuf,
-}
-
-impl Capture {
-    fn start(ns: &Netns, dir: &Path, name: &str, dev: &str, filter: &[&str]) -> Capture {
-        let file = dir.join(format!("{name}.pcap"));
-        let f = file.to_str().unwrap().to_string();
-        let mut args = vec!["tcpdump", "-Z", "root", "-i", dev, "--immediate-mode", "-U", "-nn", "-w", &f];
-        args.extend_from_slice(filter);
-        let mut bg = ns.spawn(dir, name, &args);
-        let ready = wait_for(LONG, || bg.stderr_text().contains("listening on") || !bg.running());
-        assert!(ready && bg.running(), "tcpdump on {dev} did not start: {}", bg.stderr_text());
-        Capture { bg, file }
-    }
-
-    /// The capture read back verbosely (`-v`: hop limits and the SRH),
-    /// one packet a line.
-    fn lines(&self) -> Vec<String> {
-        let out = std::process::Command::new("tcpdump")
-            .args(["-r", self.file.to_str().unwrap(), "-t", "-nn", "-v"])
-            .output()
-            .expect("tcpdump -r");
-        // With -v a packet's dissection may continue on indented lines.
-        let mut lines: Vec<String> = Vec::new();
-        for l in String::from_utf8_lossy(&out.stdout).lines() {
-            match lines.last_mut() {
-                Some(last) if l.starts_with(' ') || l.starts_with('\t') => {
-                    last.push(' ');
-                    last.push_str(l.trim());
-                }
-                _ => lines.push(l.to_string()),
-            }
-        }
-        lines
-    }
-
-    fn stop_when(mut self, want: impl Fn(&[String]) -> bool) -> Vec<String> {
-        wait_for(LONG, || want(&self.lines()));
-        self.bg.stop_with(2);
-        self.lines()
-    }
 }
 
 /// The standard lab: pod (behind vswitch), lnx (a Linux SRv6 router on

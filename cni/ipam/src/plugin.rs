@@ -4,18 +4,12 @@
 use std::ffi::OsString;
 
 use vswitch_cni_types::version::check_supported;
-use vswitch_cni_types::{CniEnv, CniError, Command, NetConf, Version, VersionResult, SPEC_VERSION, SUPPORTED_VERSIONS};
+use vswitch_cni_types::{CniEnv, CniError, Command, NetConf, Version, VersionResult, SUPPORTED_VERSIONS};
 
 use crate::alloc::{codes, AddRequest, Ipam};
 use crate::config::IpamConfig;
 
-/// What the process prints and exits with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
-    /// A result, a VERSION answer, an error object, or nothing.
-    pub stdout: String,
-    pub exit_code: i32,
-}
+pub use vswitch_cni_types::plugin::Output;
 
 /// Runs one plugin invocation. Everything the store needs runs on a
 /// current-thread tokio runtime created here.
@@ -25,25 +19,7 @@ where
     K: Into<OsString>,
     V: Into<OsString>,
 {
-    match dispatch(vars, stdin) {
-        Ok(stdout) => Output { stdout: stdout.unwrap_or_default(), exit_code: 0 },
-        Err(mut e) => {
-            if e.cni_version.is_empty() {
-                e.cni_version = request_version(stdin);
-            }
-            eprintln!("vswitch-ipam: {e}");
-            Output { stdout: e.to_json(), exit_code: 1 }
-        }
-    }
-}
-
-/// The `cniVersion` of the request, for error objects (the spec's own when unreadable).
-fn request_version(stdin: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(stdin)
-        .ok()
-        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string))
-        .filter(|s| s.parse::<Version>().is_ok())
-        .unwrap_or_else(|| SPEC_VERSION.to_string())
+    Output::of(dispatch(vars, stdin), stdin, "vswitch-ipam")
 }
 
 fn dispatch<I, K, V>(vars: I, stdin: &[u8]) -> Result<Option<String>, CniError>

@@ -39,7 +39,7 @@ use ipnet::IpNet;
 use serde_json::{json, Value};
 use vswitch_cni_types::version::check_supported;
 use vswitch_cni_types::{
-    CniEnv, CniError, CniResult, Command, Interface, NetConf, Version, VersionResult, SPEC_VERSION, SUPPORTED_VERSIONS,
+    CniEnv, CniError, CniResult, Command, Interface, NetConf, Version, VersionResult, SUPPORTED_VERSIONS,
 };
 use vswitch_control::{Mode, NetworkSpec};
 
@@ -56,12 +56,7 @@ fn trace(start: std::time::Instant, what: &str) {
 /// Plugin-specific error: CHECK found the attachment missing in vswitch.
 pub const NOT_ATTACHED: u32 = 103;
 
-/// What the process prints and exits with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
-    pub stdout: String,
-    pub exit_code: i32,
-}
+pub use vswitch_cni_types::plugin::Output;
 
 /// Runs one plugin invocation: `CNI_*` variables from `vars`, the
 /// configuration in `stdin`.
@@ -71,25 +66,7 @@ where
     K: Into<OsString>,
     V: Into<OsString>,
 {
-    match dispatch(vars, stdin) {
-        Ok(stdout) => Output { stdout: stdout.unwrap_or_default(), exit_code: 0 },
-        Err(mut e) => {
-            if e.cni_version.is_empty() {
-                e.cni_version = request_version(stdin);
-            }
-            eprintln!("vswitch-cni: {e}");
-            Output { stdout: e.to_json(), exit_code: 1 }
-        }
-    }
-}
-
-/// The `cniVersion` of the request, for error objects (the spec's own when unreadable).
-fn request_version(stdin: &[u8]) -> String {
-    serde_json::from_slice::<Value>(stdin)
-        .ok()
-        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string))
-        .filter(|s| s.parse::<Version>().is_ok())
-        .unwrap_or_else(|| SPEC_VERSION.to_string())
+    Output::of(dispatch(vars, stdin), stdin, "vswitch-cni")
 }
 
 /// One invocation, parsed and checked.

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod plugin;
 pub mod result;
 pub mod version;
 

@@ -429,3 +429,54 @@ impl Daemon {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 }
+
+/// tcpdump on `dev` in `ns` into a pcap file, read back verbosely (`-v`:
+/// hop limits and the SRH), one packet a line.
+pub struct Capture {
+    bg: Bg,
+    file: PathBuf,
+}
+
+impl Capture {
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// Starts it and waits until it listens.
+    pub fn start(ns: &Netns, dir: &Path, name: &str, dev: &str, filter: &[&str]) -> Capture {
+        let file = dir.join(format!("{name}.pcap"));
+        let f = file.to_str().unwrap().to_string();
+        let mut args = vec!["tcpdump", "-Z", "root", "-i", dev, "--immediate-mode", "-U", "-nn", "-w", &f];
+        args.extend_from_slice(filter);
+        let mut bg = ns.spawn(dir, name, &args);
+        let ready = wait_for(Self::WAIT, || bg.stderr_text().contains("listening on") || !bg.running());
+        assert!(ready && bg.running(), "tcpdump on {dev} did not start: {}", bg.stderr_text());
+        Capture { bg, file }
+    }
+
+    /// What it captured so far, one packet a line.
+    pub fn lines(&self) -> Vec<String> {
+        let out = Command::new("tcpdump")
+            .args(["-r", self.file.to_str().unwrap(), "-t", "-nn", "-v"])
+            .output()
+            .expect("tcpdump -r");
+        // With -v a packet's dissection may continue on indented lines.
+        let mut lines: Vec<String> = Vec::new();
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            match lines.last_mut() {
+                Some(last) if l.starts_with(' ') || l.starts_with('\t') => {
+                    last.push(' ');
+                    last.push_str(l.trim());
+                }
+                _ => lines.push(l.to_string()),
+            }
+        }
+        lines
+    }
+
+    /// Waits (30 s at most) until `want` holds of the lines, stops, and
+    /// returns them.
+    pub fn stop_when(mut self, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+        wait_for(Self::WAIT, || want(&self.lines()));
+        self.bg.stop_with(2);
+        self.lines()
+    }
+}
