@@ -3,7 +3,7 @@
 # machine with a Rust toolchain, as root. Safe to run again.
 set -euo pipefail
 
-packages=(pkg-config iproute2 iputils-ping procps ethtool protobuf-compiler iperf3 curl tcpdump traceroute python3-scapy dpdk dpdk-dev etcd-server golang-go golang-github-appc-cni-dev)
+packages=(pkg-config iproute2 iputils-ping procps ethtool protobuf-compiler iperf3 curl tcpdump traceroute python3-scapy dpdk dpdk-dev etcd-server golang-go golang-github-appc-cni-dev containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

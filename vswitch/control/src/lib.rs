@@ -33,13 +33,13 @@ pub use apply::{
 };
 pub use model::{
     generated_mac, ArpEntrySpec, BridgeDomainSpec, BridgeSpec, BviSpec, DesiredState, InterfaceSpec, L3Spec, Mac,
-    MemifMode, MemifRole, MemifSpec, Mode, NeighborSpec, NetworkSpec, NextHopSpec, ParseError, PortType, RouteSpec, RouteTarget,
-    SpecialRoute, StaticMacSpec, TagRewrite, VlanSpec, VrfSpec, XConnectSpec, DEFAULT_MEMIF_SOCKET,
+    MemifMode, MemifRole, MemifSpec, Mode, NeighborSpec, NetworkSpec, NextHopSpec, ParseError, PortType, RouteSpec,
+    RouteTarget, SpecialRoute, StaticMacSpec, TagRewrite, VlanSpec, VrfSpec, XConnectSpec, DEFAULT_MEMIF_SOCKET,
 };
+pub use patch::{patched, Patch};
 pub use sr::{
     CsidSpec, EncapSpec, FlavorSpec, HmacKeySpec, HmacModeSpec, LocalSidSpec, PolicySpec, SegmentListSpec, SidBehavior,
     SrSpec, SteeringSpec,
 };
-pub use patch::{patched, Patch};
 pub use store::{StateDir, StoreError};
 pub use validate::{validate, Limits, ValidationError, Warning};
