@@ -26,9 +26,8 @@
 //! dropped, per worker.
 
 use super::table::{EncapKind, Policy};
-use super::{icmp6, SrCounters, SrError};
+use super::{request_icmp, IcmpNode, SrCounters, SrError};
 use crate::ip::LOCALLY_ORIGINATED;
-use crate::ip4::icmp_error::request_icmp_error;
 use crate::ip4::lookup::ip4_flow_hash;
 use crate::ip6::lookup::ip6_flow_hash;
 use crate::{Cx, Tables};
@@ -38,7 +37,6 @@ use std::sync::Arc;
 use vswitch_graph::{next_arcs, Node, PacketId};
 use vswitch_packet::MetaFlags;
 use vswitch_srv6::behavior::{self, EncapTemplate, Outcome};
-use vswitch_wire::icmpv4::icmpv4_type;
 
 next_arcs! {
     /// Where sr-pl-rewrite-encaps sends packets.
@@ -144,91 +142,143 @@ fn pick(pol: &Policy, flow_hash: u32) -> (usize, &EncapTemplate) {
     (i, &lists[i].template)
 }
 
+/// What the two headend nodes do differently; [`encap_vector`] is the rest.
+trait Headend: Node<Tables, Error = SrError> {
+    /// ip6-lookup.
+    const LOOKUP6: Self::Next;
+    /// ip4-icmp-error and ip6-icmp-error, for a node whose behaviours can
+    /// ask for ICMP errors.
+    const ICMP: Option<(Self::Next, Self::Next)>;
+    /// The packet's flow hash (`d` from where the behaviour starts); `m`
+    /// may already hold one.
+    fn flow_hash(d: &[u8], m: &mut vswitch_packet::Meta) -> u32;
+    /// The policy's behaviour (a template of the other node's kind is a
+    /// mismatch).
+    fn encap(kind: EncapKind, buf: &mut [u8], start: usize, len: usize, t: &EncapTemplate, hash: u32) -> Outcome;
+}
+
+impl Headend for SrEncaps {
+    const LOOKUP6: SrEncapsNext = SrEncapsNext::Lookup6;
+    const ICMP: Option<(SrEncapsNext, SrEncapsNext)> = Some((SrEncapsNext::IcmpError4, SrEncapsNext::IcmpError6));
+
+    #[inline(always)]
+    fn flow_hash(d: &[u8], m: &mut vswitch_packet::Meta) -> u32 {
+        // ip4/ip6-lookup's, when it computed one for ECMP.
+        if m.flags & MetaFlags::FLOW_HASH_VALID == 0 {
+            m.flow_hash = ip_flow_hash(d);
+            m.flags |= MetaFlags::FLOW_HASH_VALID;
+        }
+        m.flow_hash
+    }
+
+    #[inline(always)]
+    fn encap(kind: EncapKind, buf: &mut [u8], start: usize, len: usize, t: &EncapTemplate, hash: u32) -> Outcome {
+        match kind {
+            EncapKind::Encaps => behavior::h_encaps(buf, start, len, t, hash),
+            EncapKind::EncapsRed => behavior::h_encaps_red(buf, start, len, t, hash),
+            EncapKind::L2 | EncapKind::L2Red => Outcome::drop(vswitch_srv6::DropReason::TemplateMismatch),
+        }
+    }
+}
+
+impl Headend for SrEncapsL2 {
+    const LOOKUP6: SrEncapsL2Next = SrEncapsL2Next::Lookup6;
+    const ICMP: Option<(SrEncapsL2Next, SrEncapsL2Next)> = None;
+
+    #[inline(always)]
+    fn flow_hash(d: &[u8], m: &mut vswitch_packet::Meta) -> u32 {
+        m.flow_hash = frame_flow_hash(d);
+        m.flags |= MetaFlags::FLOW_HASH_VALID;
+        m.flow_hash
+    }
+
+    #[inline(always)]
+    fn encap(kind: EncapKind, buf: &mut [u8], start: usize, len: usize, t: &EncapTemplate, hash: u32) -> Outcome {
+        match kind {
+            EncapKind::L2 => behavior::h_encaps_l2(buf, start, len, t, hash),
+            EncapKind::L2Red => behavior::h_encaps_l2_red(buf, start, len, t, hash),
+            EncapKind::Encaps | EncapKind::EncapsRed => Outcome::drop(vswitch_srv6::DropReason::TemplateMismatch),
+        }
+    }
+}
+
+/// The per-vector loop of both headends: the policy in `meta.opaque[0]`
+/// (looked up, and its counters updated, once per run of packets into one
+/// policy), the flow's segment list, the encapsulation, then ip6-lookup in
+/// the policy's VRF, an ICMP error node, or a drop.
+#[inline(always)]
+fn encap_vector<N: Headend>(counters: &SrCounters, cx: &mut Cx<'_, N>, vector: &[PacketId]) {
+    let sr = &*cx.state.sr;
+    let (mut run_index, mut run) = (u32::MAX, None);
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    for &p in vector {
+        let (d, m) = cx.bufs.data_and_meta_mut(p);
+        let (index, start, len) = (m.opaque[0], m.current as usize, m.len as usize);
+        let traced = m.flags & MetaFlags::TRACED != 0;
+        if index != run_index {
+            counters.policy(run_index).add(packets, bytes);
+            (packets, bytes, run_index, run) = (0, 0, index, sr.policy(index));
+        }
+        let Some(pol) = run else {
+            cx.discard(p, SrError::NoPolicy);
+            continue;
+        };
+        let flow_hash = N::flow_hash(d, m);
+        let (list, t) = pick(pol, flow_hash);
+        let out = N::encap(pol.encap, cx.bufs.buffer_mut(p), start, len, t, flow_hash);
+        if traced {
+            let t = SrEncapsTrace {
+                policy: index,
+                bsid: pol.policy.bsid(),
+                encap: pol.encap.name(),
+                list,
+                flow_hash,
+                outcome: out,
+            };
+            cx.trace(p, t);
+        }
+        match out {
+            Outcome::Forward { span, .. } => {
+                let m = cx.bufs.meta_mut(p);
+                (m.current, m.len, m.l3) = (span.start as u16, span.len as u16, span.start as u16);
+                m.flags |= LOCALLY_ORIGINATED;
+                m.vrf = pol.vrf;
+                (packets, bytes) = (packets + 1, bytes + len as u64);
+                cx.enqueue(N::LOOKUP6, p);
+            }
+            Outcome::Drop { reason, icmp } => {
+                counters.policy(index).drop();
+                match (icmp, N::ICMP) {
+                    (Some(e), Some((icmp4, icmp6))) => {
+                        cx.count(SrError::from_reason(reason), 1);
+                        cx.count(SrError::IcmpSent, 1);
+                        let m = cx.bufs.meta_mut(p);
+                        m.l3 = m.current;
+                        let next = match request_icmp(m, e) {
+                            IcmpNode::V4 => icmp4,
+                            IcmpNode::V6 => icmp6,
+                        };
+                        cx.enqueue(next, p);
+                    }
+                    _ => cx.discard(p, SrError::from_reason(reason)),
+                }
+            }
+            Outcome::Decap { .. } | Outcome::Local { .. } => {
+                counters.policy(index).drop();
+                cx.discard(p, SrError::TemplateMismatch);
+            }
+        }
+    }
+    counters.policy(run_index).add(packets, bytes);
+}
+
 impl Node<Tables> for SrEncaps {
     const NAME: &'static str = "sr-pl-rewrite-encaps";
     type Next = SrEncapsNext;
     type Error = SrError;
 
     fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
-        let tables = cx.state;
-        let sr = &*tables.sr;
-        // Runs of packets into one policy share its lookup and counter update.
-        let (mut run_index, mut run) = (u32::MAX, None);
-        let (mut packets, mut bytes) = (0u64, 0u64);
-        for &p in vector {
-            let (d, m) = cx.bufs.data_and_meta_mut(p);
-            let (index, start, len) = (m.opaque[0], m.current as usize, m.len as usize);
-            let traced = m.flags & MetaFlags::TRACED != 0;
-            if index != run_index {
-                self.counters.policy(run_index).add(packets, bytes);
-                (packets, bytes, run_index, run) = (0, 0, index, sr.policy(index));
-            }
-            let Some(pol) = run else {
-                cx.discard(p, SrError::NoPolicy);
-                continue;
-            };
-            if m.flags & MetaFlags::FLOW_HASH_VALID == 0 {
-                m.flow_hash = ip_flow_hash(d);
-                m.flags |= MetaFlags::FLOW_HASH_VALID;
-            }
-            let flow_hash = m.flow_hash;
-            let c = self.counters.policy(index);
-            let (list, t) = pick(pol, flow_hash);
-            let buf = cx.bufs.buffer_mut(p);
-            let out = match pol.encap {
-                EncapKind::Encaps => behavior::h_encaps(buf, start, len, t, flow_hash),
-                EncapKind::EncapsRed => behavior::h_encaps_red(buf, start, len, t, flow_hash),
-                EncapKind::L2 | EncapKind::L2Red => Outcome::drop(vswitch_srv6::DropReason::TemplateMismatch),
-            };
-            if traced {
-                let t = SrEncapsTrace {
-                    policy: index,
-                    bsid: pol.policy.bsid(),
-                    encap: pol.encap.name(),
-                    list,
-                    flow_hash,
-                    outcome: out,
-                };
-                cx.trace(p, t);
-            }
-            match out {
-                Outcome::Forward { span, .. } => {
-                    let m = cx.bufs.meta_mut(p);
-                    (m.current, m.len, m.l3) = (span.start as u16, span.len as u16, span.start as u16);
-                    m.flags |= LOCALLY_ORIGINATED;
-                    m.vrf = pol.vrf;
-                    (packets, bytes) = (packets + 1, bytes + len as u64);
-                    cx.enqueue(SrEncapsNext::Lookup6, p);
-                }
-                Outcome::Drop { reason, icmp: Some(e) } => {
-                    c.drop();
-                    cx.count(SrError::from_reason(reason), 1);
-                    cx.count(SrError::IcmpSent, 1);
-                    let m = cx.bufs.meta_mut(p);
-                    m.l3 = m.current;
-                    match icmp6(e) {
-                        Some(e6) => {
-                            e6.store(m);
-                            cx.enqueue(SrEncapsNext::IcmpError6, p);
-                        }
-                        // IcmpError::TtlExceededV4.
-                        None => {
-                            request_icmp_error(m, icmpv4_type::TIME_EXCEEDED, 0, 0);
-                            cx.enqueue(SrEncapsNext::IcmpError4, p);
-                        }
-                    }
-                }
-                Outcome::Drop { reason, icmp: None } => {
-                    c.drop();
-                    cx.discard(p, SrError::from_reason(reason));
-                }
-                Outcome::Decap { .. } | Outcome::Local { .. } => {
-                    c.drop();
-                    cx.discard(p, SrError::TemplateMismatch);
-                }
-            }
-        }
-        self.counters.policy(run_index).add(packets, bytes);
+        encap_vector(&self.counters, cx, vector);
     }
 }
 
@@ -238,64 +288,7 @@ impl Node<Tables> for SrEncapsL2 {
     type Error = SrError;
 
     fn process(&mut self, cx: &mut Cx<'_, Self>, vector: &[PacketId]) {
-        let tables = cx.state;
-        let sr = &*tables.sr;
-        let (mut run_index, mut run) = (u32::MAX, None);
-        let (mut packets, mut bytes) = (0u64, 0u64);
-        for &p in vector {
-            let (d, m) = cx.bufs.data_and_meta_mut(p);
-            let (index, start, len) = (m.opaque[0], m.current as usize, m.len as usize);
-            let traced = m.flags & MetaFlags::TRACED != 0;
-            if index != run_index {
-                self.counters.policy(run_index).add(packets, bytes);
-                (packets, bytes, run_index, run) = (0, 0, index, sr.policy(index));
-            }
-            let Some(pol) = run else {
-                cx.discard(p, SrError::NoPolicy);
-                continue;
-            };
-            m.flow_hash = frame_flow_hash(d);
-            m.flags |= MetaFlags::FLOW_HASH_VALID;
-            let flow_hash = m.flow_hash;
-            let c = self.counters.policy(index);
-            let (list, t) = pick(pol, flow_hash);
-            let buf = cx.bufs.buffer_mut(p);
-            let out = match pol.encap {
-                EncapKind::L2 => behavior::h_encaps_l2(buf, start, len, t, flow_hash),
-                EncapKind::L2Red => behavior::h_encaps_l2_red(buf, start, len, t, flow_hash),
-                EncapKind::Encaps | EncapKind::EncapsRed => Outcome::drop(vswitch_srv6::DropReason::TemplateMismatch),
-            };
-            if traced {
-                let t = SrEncapsTrace {
-                    policy: index,
-                    bsid: pol.policy.bsid(),
-                    encap: pol.encap.name(),
-                    list,
-                    flow_hash,
-                    outcome: out,
-                };
-                cx.trace(p, t);
-            }
-            match out {
-                Outcome::Forward { span, .. } => {
-                    let m = cx.bufs.meta_mut(p);
-                    (m.current, m.len, m.l3) = (span.start as u16, span.len as u16, span.start as u16);
-                    m.flags |= LOCALLY_ORIGINATED;
-                    m.vrf = pol.vrf;
-                    (packets, bytes) = (packets + 1, bytes + len as u64);
-                    cx.enqueue(SrEncapsL2Next::Lookup6, p);
-                }
-                Outcome::Drop { reason, .. } => {
-                    c.drop();
-                    cx.discard(p, SrError::from_reason(reason));
-                }
-                Outcome::Decap { .. } | Outcome::Local { .. } => {
-                    c.drop();
-                    cx.discard(p, SrError::TemplateMismatch);
-                }
-            }
-        }
-        self.counters.policy(run_index).add(packets, bytes);
+        encap_vector(&self.counters, cx, vector);
     }
 }
 

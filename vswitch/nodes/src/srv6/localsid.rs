@@ -44,7 +44,7 @@
 //! once per run of packets that share it.
 
 use super::table::{Behavior, LocalSid, ProxyKind};
-use super::{icmp6, SrCounters, SrError};
+use super::{request_icmp, SrCounters, SrError};
 use crate::ip::LOCALLY_ORIGINATED;
 use crate::ip6::lookup::ip6_flow_hash;
 use crate::{Cx, IfMode, Tables};
@@ -54,7 +54,7 @@ use std::sync::Arc;
 use vswitch_fib::adj::{AdjKind, Adjacency};
 use vswitch_graph::{next_arcs, Node, PacketId};
 use vswitch_packet::{Meta, MetaFlags};
-use vswitch_srv6::behavior::{self, EndOpts, Inner, Next, Outcome};
+use vswitch_srv6::behavior::{self, EndOpts, IcmpError, Inner, Next, Outcome};
 use vswitch_srv6::DropReason;
 
 next_arcs! {
@@ -362,16 +362,17 @@ where
             Outcome::Drop { reason, icmp } => {
                 c.drop();
                 let err = SrError::from_reason(reason);
-                match icmp.and_then(icmp6) {
-                    Some(e) => {
+                match icmp {
+                    // No ip4-icmp-error arc here: only headends send ICMPv4.
+                    Some(e) if !matches!(e, IcmpError::TtlExceededV4) => {
                         let m = cx.bufs.meta_mut(p);
                         m.l3 = m.current;
-                        e.store(m);
+                        request_icmp(m, e);
                         cx.count(err, 1);
                         cx.count(SrError::IcmpSent, 1);
                         cx.enqueue(To::IcmpError6, p);
                     }
-                    None => cx.discard(p, err),
+                    _ => cx.discard(p, err),
                 }
                 continue;
             }

@@ -162,13 +162,31 @@ impl SrError {
     }
 }
 
-/// The ICMPv6 error ip6-icmp-error sends for an SRv6 one (`None` for the
-/// IPv4 one).
-pub(crate) fn icmp6(e: IcmpError) -> Option<Icmp6Error> {
+/// Which ICMP error node sends an SRv6 node's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IcmpNode {
+    /// ip6-icmp-error.
+    V6,
+    /// ip4-icmp-error (an inner IPv4 packet's TTL ran out at a headend).
+    V4,
+}
+
+/// Prepares `m` (its IP header at `m.l3`) for the ICMP error `e` about it
+/// and says which node sends it.
+pub(crate) fn request_icmp(m: &mut vswitch_packet::Meta, e: IcmpError) -> IcmpNode {
     match e {
-        IcmpError::HopLimitExceeded => Some(Icmp6Error::HopLimitExceeded),
-        IcmpError::ParameterProblem { code, pointer } => Some(Icmp6Error::ParameterProblem(code, pointer)),
-        IcmpError::TtlExceededV4 => None,
+        IcmpError::HopLimitExceeded => {
+            Icmp6Error::HopLimitExceeded.store(m);
+            IcmpNode::V6
+        }
+        IcmpError::ParameterProblem { code, pointer } => {
+            Icmp6Error::ParameterProblem(code, pointer).store(m);
+            IcmpNode::V6
+        }
+        IcmpError::TtlExceededV4 => {
+            crate::ip4::icmp_error::request_icmp_error(m, vswitch_wire::icmpv4::icmpv4_type::TIME_EXCEEDED, 0, 0);
+            IcmpNode::V4
+        }
     }
 }
 

@@ -28,9 +28,8 @@
 use super::encaps::{frame_flow_hash, ip_flow_hash};
 use super::proxy_cache::AdLoad;
 use super::table::{LocalSid, ProxyKind};
-use super::{icmp6, SrCounters, SrError};
+use super::{request_icmp, IcmpNode, SrCounters, SrError};
 use crate::ip::LOCALLY_ORIGINATED;
-use crate::ip4::icmp_error::request_icmp_error;
 use crate::{Cx, Tables};
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -38,7 +37,6 @@ use std::sync::Arc;
 use vswitch_graph::{next_arcs, Node, PacketId};
 use vswitch_packet::MetaFlags;
 use vswitch_srv6::behavior::{self, DynamicProxyCache, Inner, Outcome};
-use vswitch_wire::icmpv4::icmpv4_type;
 
 next_arcs! {
     /// Where sr-proxy-return sends packets.
@@ -175,15 +173,9 @@ impl Node<Tables> for SrProxyReturn {
                     cx.count(SrError::IcmpSent, 1);
                     let m = cx.bufs.meta_mut(p);
                     (m.l3, m.len) = (m.current, len as u16);
-                    match icmp6(e) {
-                        Some(e6) => {
-                            e6.store(m);
-                            cx.enqueue(To::IcmpError6, p);
-                        }
-                        None => {
-                            request_icmp_error(m, icmpv4_type::TIME_EXCEEDED, 0, 0);
-                            cx.enqueue(To::IcmpError4, p);
-                        }
+                    match request_icmp(m, e) {
+                        IcmpNode::V6 => cx.enqueue(To::IcmpError6, p),
+                        IcmpNode::V4 => cx.enqueue(To::IcmpError4, p),
                     }
                 }
                 Outcome::Drop { reason, icmp: None } => {
