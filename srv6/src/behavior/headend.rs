@@ -21,8 +21,8 @@ use core::fmt;
 use core::net::Ipv6Addr;
 
 use super::{
-    check_srh, dst_of, ip6, packet, parse, proto, set_dst, upper_layer, DropReason, EndOpts, IcmpError, Inner, Next,
-    Outcome, Span, IPV6_HDR,
+    dst_of, ip6, packet, proto, set_dst, upper_layer, with_srh, DropReason, EndOpts, IcmpError, Inner, Next, Outcome,
+    Span, IPV6_HDR,
 };
 use crate::hmac::{self, HmacKeyTable, HMAC_TLV_LEN};
 use crate::srh::{SrhError, SrhRepr};
@@ -339,21 +339,10 @@ pub fn end_b6_encaps_red(
 }
 
 fn b6(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, t: &EncapTemplate, flow_hash: u32) -> Outcome {
-    let pkt = match packet(buf, start, len) {
-        Ok(p) => p,
+    let (pkt, p, at, sl) = match with_srh(buf, start, len, opts) {
+        Ok(x) => x,
         Err(o) => return o,
     };
-    let p = match parse(pkt) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let Some(at) = p.srh else {
-        return upper_layer(start, &p, opts);
-    };
-    if let Err(o) = check_srh(pkt, at, opts.hmac.as_ref()) {
-        return o;
-    }
-    let sl = pkt[at.off + 3];
     if sl == 0 {
         return upper_layer(start, &p, opts);
     }

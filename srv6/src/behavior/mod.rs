@@ -563,6 +563,27 @@ pub(crate) fn check_srh(pkt: &[u8], at: SrhAt, hmac: Option<&HmacCheck<'_>>) -> 
     Ok(())
 }
 
+/// The packet at `buf[start..start + len]`, parsed, with its SRH checked
+/// and its Segments Left: the common start of the behaviours that need an
+/// SRH. `Err` holds the outcome otherwise: a bad packet or SRH dropped, a
+/// packet without an SRH handed to its upper layer per `opts`.
+#[inline(always)]
+pub(crate) fn with_srh<'b>(
+    buf: &'b mut [u8],
+    start: usize,
+    len: usize,
+    opts: &EndOpts<'_>,
+) -> Result<(&'b mut [u8], Parsed, SrhAt, u8), Outcome> {
+    let pkt = packet(buf, start, len)?;
+    let p = parse(pkt)?;
+    let Some(at) = p.srh else {
+        return Err(upper_layer(start, &p, opts));
+    };
+    check_srh(pkt, at, opts.hmac.as_ref())?;
+    let sl = pkt[at.off + 3];
+    Ok((pkt, p, at, sl))
+}
+
 /// RFC 8986 section 4.1.1: the upper-layer header reached at a SID that does
 /// not decapsulate it. Local if allowed, else Parameter Problem code 4.
 pub(crate) fn upper_layer(start: usize, p: &Parsed, opts: &EndOpts<'_>) -> Outcome {

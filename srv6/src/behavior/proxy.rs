@@ -21,8 +21,8 @@ use core::net::Ipv6Addr;
 
 use super::headend::{classify_ip, decrement_ttl, encap, push_raw, room_for, InnerInfo};
 use super::{
-    check_srh, decap_to, drop_icmp, inner_ok, ip6, packet, param_problem, parse, set_dst, upper_layer, DropReason,
-    EndOpts, IcmpError, Inner, Next, Outcome, Span,
+    check_srh, decap_to, drop_icmp, inner_ok, ip6, packet, param_problem, parse, set_dst, upper_layer, with_srh,
+    DropReason, EndOpts, IcmpError, Inner, Next, Outcome, Span,
 };
 use crate::srh::{Srh, SrhError, SEGMENTS_LEFT_OFFSET};
 
@@ -170,21 +170,10 @@ pub fn end_ad(
 /// of the `Decap` outcome (at most [`AD_CACHE_LEN`] bytes), for a caller
 /// that keeps them elsewhere and would copy them twice otherwise.
 pub fn end_ad_in_place(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, proxy: &DynamicProxy) -> Outcome {
-    let pkt = match packet(buf, start, len) {
-        Ok(p) => p,
+    let (pkt, p, at, sl) = match with_srh(buf, start, len, opts) {
+        Ok(x) => x,
         Err(o) => return o,
     };
-    let p = match parse(pkt) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let Some(at) = p.srh else {
-        return upper_layer(start, &p, opts);
-    };
-    if let Err(o) = check_srh(pkt, at, opts.hmac.as_ref()) {
-        return o;
-    }
-    let sl = pkt[at.off + SEGMENTS_LEFT_OFFSET];
     if sl == 0 {
         return param_problem(DropReason::SegmentsLeftZero, 0, at.off + SEGMENTS_LEFT_OFFSET);
     }
@@ -255,21 +244,10 @@ pub fn end_ad_return(
 /// 0; hop limit - 1, Segments Left - 1, DA = Segment List\[0\]; the packet,
 /// SRH included, goes to the SF.
 pub fn end_am(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, to_sf: Next) -> Outcome {
-    let pkt = match packet(buf, start, len) {
-        Ok(p) => p,
+    let (pkt, p, at, sl) = match with_srh(buf, start, len, opts) {
+        Ok(x) => x,
         Err(o) => return o,
     };
-    let p = match parse(pkt) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let Some(at) = p.srh else {
-        return upper_layer(start, &p, opts);
-    };
-    if let Err(o) = check_srh(pkt, at, opts.hmac.as_ref()) {
-        return o;
-    }
-    let sl = pkt[at.off + SEGMENTS_LEFT_OFFSET];
     if sl == 0 {
         return param_problem(DropReason::SegmentsLeftZero, 0, at.off + SEGMENTS_LEFT_OFFSET);
     }
