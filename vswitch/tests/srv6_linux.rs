@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{output_text, tag, wait_for, Capture, Daemon, Netns, TempDir};
+use common::{addr6, mac_of, output_text, router, tag, veth, wait_for, Capture, Daemon, Netns, TempDir};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -29,46 +29,6 @@ const PYTHON: &str = "/usr/bin/python3";
 
 /// vswitch's MAC on the core link (fixed, so scapy can address it).
 const CORE_MAC: &str = "02:fe:00:00:0c:01";
-
-fn sysctl(ns: &Netns, kv: &str) {
-    ns.exec_ok(&["sysctl", "-qw", kv]);
-}
-
-/// Makes `ns` an SRv6 router: forwarding, seg6 on every device given.
-fn sr_router(ns: &Netns, devs: &[&str]) {
-    for kv in [
-        "net.ipv6.conf.all.forwarding=1",
-        "net.ipv4.ip_forward=1",
-        "net.ipv6.conf.all.seg6_enabled=1",
-        "net.ipv6.conf.default.seg6_enabled=1",
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.default.rp_filter=0",
-    ] {
-        sysctl(ns, kv);
-    }
-    for d in devs {
-        sysctl(ns, &format!("net.ipv6.conf.{d}.seg6_enabled=1"));
-        sysctl(ns, &format!("net.ipv4.conf.{d}.rp_filter=0"));
-    }
-}
-
-/// A veth pair from `a` (in `ns_a`) to `b` (in `ns_b`), both up.
-fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str) {
-    ns_a.ip(&["link", "add", a, "type", "veth", "peer", "name", b, "netns", &ns_b.name]);
-    ns_a.ip(&["link", "set", a, "up"]);
-    ns_b.ip(&["link", "set", b, "up"]);
-}
-
-/// IPv6 address without duplicate address detection.
-fn addr6(ns: &Netns, dev: &str, addr: &str) {
-    ns.ip(&["-6", "addr", "add", addr, "dev", dev, "nodad"]);
-    ns.ip(&["link", "set", dev, "up"]);
-}
-
-fn mac_of(ns: &Netns, dev: &str) -> String {
-    let link = ns.ip(&["-o", "link", "show", "dev", dev]);
-    link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).expect("a MAC").to_string()
-}
 
 fn ping_ok(d: &Daemon, ns: &Netns, dst: &str) {
     ns.ping(dst, 2, 30).unwrap_or_else(|e| {
@@ -172,7 +132,7 @@ impl Lab {
         self.pod.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"]);
         self.lnx.ip(&["link", "set", &self.core, "mtu", "9000"]);
         addr6(&self.lnx, &self.core, "fc00:12::2/64");
-        sr_router(&self.lnx, &[&self.core, &self.lv]);
+        router(&self.lnx, &[&self.core, &self.lv], true);
         self.lnx.ip(&["-6", "route", "add", "fc00:1::/64", "via", "fc00:12::1", "dev", &self.core]);
         self.lnx.ip(&["sr", "tunsrc", "set", "fc00:12::2"]);
         d
@@ -365,7 +325,7 @@ routes:
     standard_linux(&lab);
     assert!(lnx2.wait_link(&core2, LONG), "core2 tap");
     addr6(&lnx2, &core2, "fc00:23::2/64");
-    sr_router(&lnx2, &[&core2, &l2v]);
+    router(&lnx2, &[&core2, &l2v], true);
     lnx2.ip(&["-6", "route", "add", "fc00::/16", "via", "fc00:23::1", "dev", &core2]);
     lnx2.ip(&["sr", "tunsrc", "set", "fc00:23::2"]);
     lnx2.ip(&[

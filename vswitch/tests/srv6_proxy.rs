@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::{output_text, tag, wait_for, Capture, Daemon, Netns, TempDir};
+use common::{addr6, mac_of, output_text, router, sysctl, tag, veth, wait_for, Capture, Daemon, Netns, TempDir};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -38,52 +38,6 @@ const CORE_MAC: &str = "02:fe:00:00:0d:01";
 /// vswitch's MAC towards an IPv4 SF (what the SF receives from the proxy
 /// is told apart from what the SF itself sends by it).
 const SF_MAC: &str = "02:fe:00:00:0d:0a";
-
-fn sysctl(ns: &Netns, kv: &str) {
-    ns.exec_ok(&["sysctl", "-qw", kv]);
-}
-
-/// Makes `ns` forward IPv4 and IPv6 with no reverse path filter (an SF
-/// receives on one interface what it routes back by another); with `sr`,
-/// an SRv6 router (seg6 on every device given).
-fn router(ns: &Netns, devs: &[&str], sr: bool) {
-    for kv in [
-        "net.ipv6.conf.all.forwarding=1",
-        "net.ipv4.ip_forward=1",
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.default.rp_filter=0",
-    ] {
-        sysctl(ns, kv);
-    }
-    if sr {
-        sysctl(ns, "net.ipv6.conf.all.seg6_enabled=1");
-        sysctl(ns, "net.ipv6.conf.default.seg6_enabled=1");
-    }
-    for d in devs {
-        sysctl(ns, &format!("net.ipv4.conf.{d}.rp_filter=0"));
-        if sr {
-            sysctl(ns, &format!("net.ipv6.conf.{d}.seg6_enabled=1"));
-        }
-    }
-}
-
-/// A veth pair from `a` (in `ns_a`) to `b` (in `ns_b`), both up.
-fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str) {
-    ns_a.ip(&["link", "add", a, "type", "veth", "peer", "name", b, "netns", &ns_b.name]);
-    ns_a.ip(&["link", "set", a, "up"]);
-    ns_b.ip(&["link", "set", b, "up"]);
-}
-
-/// IPv6 address without duplicate address detection.
-fn addr6(ns: &Netns, dev: &str, addr: &str) {
-    ns.ip(&["-6", "addr", "add", addr, "dev", dev, "nodad"]);
-    ns.ip(&["link", "set", dev, "up"]);
-}
-
-fn mac_of(ns: &Netns, dev: &str) -> String {
-    let link = ns.ip(&["-o", "link", "show", "dev", dev]);
-    link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).expect("a MAC").to_string()
-}
 
 fn diag(d: &Daemon) -> String {
     format!(

@@ -480,3 +480,51 @@ impl Capture {
         self.lines()
     }
 }
+
+/// `sysctl -w kv` inside `ns`.
+pub fn sysctl(ns: &Netns, kv: &str) {
+    ns.exec_ok(&["sysctl", "-qw", kv]);
+}
+
+/// Makes `ns` forward IPv4 and IPv6 with no reverse path filter (an SF
+/// receives on one interface what it routes back by another); with `sr`,
+/// an SRv6 router too (seg6 on every device given).
+pub fn router(ns: &Netns, devs: &[&str], sr: bool) {
+    for kv in [
+        "net.ipv6.conf.all.forwarding=1",
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+    ] {
+        sysctl(ns, kv);
+    }
+    if sr {
+        sysctl(ns, "net.ipv6.conf.all.seg6_enabled=1");
+        sysctl(ns, "net.ipv6.conf.default.seg6_enabled=1");
+    }
+    for d in devs {
+        sysctl(ns, &format!("net.ipv4.conf.{d}.rp_filter=0"));
+        if sr {
+            sysctl(ns, &format!("net.ipv6.conf.{d}.seg6_enabled=1"));
+        }
+    }
+}
+
+/// A veth pair from `a` (in `ns_a`) to `b` (in `ns_b`), both up.
+pub fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str) {
+    ns_a.ip(&["link", "add", a, "type", "veth", "peer", "name", b, "netns", &ns_b.name]);
+    ns_a.ip(&["link", "set", a, "up"]);
+    ns_b.ip(&["link", "set", b, "up"]);
+}
+
+/// IPv6 address without duplicate address detection.
+pub fn addr6(ns: &Netns, dev: &str, addr: &str) {
+    ns.ip(&["-6", "addr", "add", addr, "dev", dev, "nodad"]);
+    ns.ip(&["link", "set", dev, "up"]);
+}
+
+/// The MAC of `dev` in `ns`.
+pub fn mac_of(ns: &Netns, dev: &str) -> String {
+    let link = ns.ip(&["-o", "link", "show", "dev", dev]);
+    link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).expect("a MAC").to_string()
+}
