@@ -255,7 +255,14 @@ impl Node<Tables> for EthernetInput {
                 }
             };
             let l3_ok = matches!(intf.mode, IfMode::L3 { .. }) && dst_is_ours_or_group(intf);
-            let proxy = tables.sr.proxy_claims(intf.sw_if, et, data.get(hdr..).unwrap_or(&[]));
+            // Only routed and mode-less interfaces can be a proxy's return
+            // interface; read here, while the frame is still borrowed.
+            let proxy = match intf.mode {
+                IfMode::L3 { .. } | IfMode::Disabled => {
+                    tables.sr.proxy_claims(intf.sw_if, et, data.get(hdr..).unwrap_or(&[]))
+                }
+                IfMode::Bridge { .. } | IfMode::XConnect { .. } => None,
+            };
             if traced {
                 let t = trace_record(intf.sw_if, data, et, (outer, inner));
                 cx.trace(p, t);
