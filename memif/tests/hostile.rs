@@ -8,7 +8,10 @@
 //! touch memory outside the regions: every frame it delivers is checked
 //! against the bytes at the offsets the descriptors named.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+mod common;
+
+use common::*;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -35,16 +38,6 @@ fn server(secret: Option<&str>) -> (Server, Interface, PathBuf) {
 }
 
 // --- raw protocol ----------------------------------------------------------
-
-fn cvt(r: libc::c_int) -> RawFd {
-    assert!(r >= 0, "{}", std::io::Error::last_os_error());
-    r
-}
-
-fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: `fd` was just returned by a successful syscall.
-    unsafe { OwnedFd::from_raw_fd(cvt(fd)) }
-}
 
 struct Raw {
     fd: OwnedFd,
@@ -83,31 +76,7 @@ impl Raw {
 
     /// Sends `bytes` with `fds` attached (any number).
     fn send(&self, bytes: &[u8], fds: &[RawFd]) {
-        let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut _, iov_len: bytes.len() };
-        let mut ctl = [0u64; 16];
-        // SAFETY: all-zero msghdr is valid.
-        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-        mh.msg_iov = &mut iov;
-        mh.msg_iovlen = 1;
-        if !fds.is_empty() {
-            let n = std::mem::size_of_val(fds) as u32;
-            // SAFETY: CMSG macros over our aligned, zeroed buffer, big
-            // enough for up to 16 fds.
-            unsafe {
-                mh.msg_control = ctl.as_mut_ptr().cast();
-                mh.msg_controllen = libc::CMSG_SPACE(n) as _;
-                let c = libc::CMSG_FIRSTHDR(&mh);
-                (*c).cmsg_level = libc::SOL_SOCKET;
-                (*c).cmsg_type = libc::SCM_RIGHTS;
-                (*c).cmsg_len = libc::CMSG_LEN(n) as _;
-                std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
-            }
-        }
-        // SAFETY: `mh` points at live buffers.
-        let r = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &mh, libc::MSG_NOSIGNAL) };
-        // The server may already have hung up: that is fine for a test
-        // that expects a DISCONNECT.
-        let _ = r;
+        send_with_fds(&self.fd, bytes, fds);
     }
 
     /// Next message, or None on EOF / nothing within 5 s.
@@ -135,27 +104,6 @@ impl Raw {
         assert!(self.recv().is_none(), "socket closed after DISCONNECT");
         reason(&m)
     }
-}
-
-fn reason(m: &[u8]) -> String {
-    let s = &m[6..102];
-    String::from_utf8_lossy(&s[..s.iter().position(|&c| c == 0).unwrap()]).into_owned()
-}
-
-fn describe(m: &[u8]) -> String {
-    match u16::from_le_bytes([m[0], m[1]]) {
-        8 => format!("DISCONNECT {:?}", reason(m)),
-        t => format!("type {t}"),
-    }
-}
-
-fn msg(t: u16, pieces: &[(usize, &[u8])]) -> Vec<u8> {
-    let mut b = vec![0u8; 128];
-    b[0..2].copy_from_slice(&t.to_le_bytes());
-    for (at, bytes) in pieces {
-        b[*at..*at + bytes.len()].copy_from_slice(bytes);
-    }
-    b
 }
 
 fn init(id: u32, secret: &[u8]) -> Vec<u8> {
@@ -190,11 +138,6 @@ fn memfd(size: u64, sealable: bool) -> OwnedFd {
     // SAFETY: plain syscall.
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size as _) });
     fd
-}
-
-fn eventfd() -> OwnedFd {
-    // SAFETY: plain syscall.
-    owned(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
 }
 
 /// A raw client after an accepted INIT.

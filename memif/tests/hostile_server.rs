@@ -14,6 +14,9 @@
 //! server that behaves — the same client, reconnecting by itself. Both the
 //! copy-mode and the zero-copy client.
 
+mod common;
+
+use common::*;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
@@ -22,16 +25,6 @@ use vswitch_memif::{Client, ClientConfig, Interface, InterfaceConfig, LinkState,
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 const T: Duration = Duration::from_secs(10);
-
-fn cvt(r: libc::c_int) -> RawFd {
-    assert!(r >= 0, "{}", std::io::Error::last_os_error());
-    r
-}
-
-fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: `fd` was just returned by a successful syscall.
-    unsafe { OwnedFd::from_raw_fd(cvt(fd)) }
-}
 
 fn sockaddr(path: &Path) -> libc::sockaddr_un {
     // SAFETY: all-zero sockaddr_un is valid.
@@ -98,29 +91,7 @@ struct Raw {
 impl Raw {
     /// Sends `bytes` with `fds` attached (any number).
     fn send(&self, bytes: &[u8], fds: &[RawFd]) {
-        let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut _, iov_len: bytes.len() };
-        let mut ctl = [0u64; 16];
-        // SAFETY: all-zero msghdr is valid.
-        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-        mh.msg_iov = &mut iov;
-        mh.msg_iovlen = 1;
-        if !fds.is_empty() {
-            let n = std::mem::size_of_val(fds) as u32;
-            // SAFETY: CMSG macros over our aligned, zeroed buffer, big
-            // enough for up to 16 fds.
-            unsafe {
-                mh.msg_control = ctl.as_mut_ptr().cast();
-                mh.msg_controllen = libc::CMSG_SPACE(n) as _;
-                let c = libc::CMSG_FIRSTHDR(&mh);
-                (*c).cmsg_level = libc::SOL_SOCKET;
-                (*c).cmsg_type = libc::SCM_RIGHTS;
-                (*c).cmsg_len = libc::CMSG_LEN(n) as _;
-                std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
-            }
-        }
-        // SAFETY: `mh` points at live buffers. The client may have hung up
-        // already: fine for a case that expects it to.
-        let _ = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &mh, libc::MSG_NOSIGNAL) };
+        send_with_fds(&self.fd, bytes, fds);
     }
 
     /// Next message and the fds that came with it; None on EOF or nothing
@@ -180,31 +151,6 @@ impl Raw {
     }
 }
 
-fn ty(m: &[u8]) -> u16 {
-    u16::from_le_bytes([m[0], m[1]])
-}
-
-fn reason(m: &[u8]) -> String {
-    let s = &m[6..102];
-    String::from_utf8_lossy(&s[..s.iter().position(|&c| c == 0).unwrap()]).into_owned()
-}
-
-fn describe(m: &[u8]) -> String {
-    match ty(m) {
-        8 => format!("DISCONNECT {:?}", reason(m)),
-        t => format!("type {t}"),
-    }
-}
-
-fn msg(t: u16, pieces: &[(usize, &[u8])]) -> Vec<u8> {
-    let mut b = vec![0u8; 128];
-    b[0..2].copy_from_slice(&t.to_le_bytes());
-    for (at, bytes) in pieces {
-        b[*at..*at + bytes.len()].copy_from_slice(bytes);
-    }
-    b
-}
-
 /// HELLO: versions, max region, max M2S, max S2M, max log2.
 fn hello_with(min: u16, max: u16, limits: (u16, u16, u16, u8), name: &[u8]) -> Vec<u8> {
     msg(
@@ -227,11 +173,6 @@ fn hello() -> Vec<u8> {
 
 fn ack() -> Vec<u8> {
     msg(1, &[])
-}
-
-fn eventfd() -> OwnedFd {
-    // SAFETY: plain syscall.
-    owned(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
 }
 
 fn memfd() -> OwnedFd {
