@@ -11,7 +11,7 @@
 //! Flavors do not apply.
 
 use super::{
-    check_srh, decap_to, packet, param_problem, parse, proto, upper_layer, DropReason, EndOpts, Inner, Next, Outcome,
+    check_srh, decap_to, param_problem, parsed, proto, upper_layer, DropReason, EndOpts, Inner, Next, Outcome,
 };
 use crate::srh::SEGMENTS_LEFT_OFFSET;
 
@@ -58,12 +58,8 @@ fn decap(
     opts: &EndOpts<'_>,
     want: impl Fn(u8) -> Option<(Inner, Next)>,
 ) -> Outcome {
-    let pkt = match packet(buf, start, len) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match parse(pkt) {
-        Ok(p) => p,
+    let (pkt, p) = match parsed(buf, start, len) {
+        Ok(x) => x,
         Err(o) => return o,
     };
     if let Some(at) = p.srh {

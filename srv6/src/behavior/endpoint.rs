@@ -16,8 +16,8 @@ use core::fmt;
 use core::net::Ipv6Addr;
 
 use super::{
-    check_srh, decap_to, drop_icmp, dst_of, ip6, packet, parse, pop_srh, proto, set_dst, upper_layer, DropReason,
-    EndOpts, IcmpError, Inner, Next, Outcome, Parsed, Span,
+    check_srh, decap_to, drop_icmp, dst_of, ip6, parsed, pop_srh, proto, set_dst, upper_layer, DropReason, EndOpts,
+    IcmpError, Inner, Next, Outcome, Parsed, Span,
 };
 
 /// Why a [`CsidFormat`] was refused.
@@ -118,12 +118,8 @@ pub fn end_t(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, table
 }
 
 fn endpoint(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, next: Next) -> Outcome {
-    let pkt = match packet(buf, start, len) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match parse(pkt) {
-        Ok(p) => p,
+    let (pkt, p) = match parsed(buf, start, len) {
+        Ok(x) => x,
         Err(o) => return o,
     };
     if let Some(csid) = opts.flavors.next_csid {

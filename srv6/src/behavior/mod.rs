@@ -563,6 +563,15 @@ pub(crate) fn check_srh(pkt: &[u8], at: SrhAt, hmac: Option<&HmacCheck<'_>>) -> 
     Ok(())
 }
 
+/// The IPv6 packet at `buf[start..start + len]` and what [`parse`] found
+/// in it, or the drop.
+#[inline(always)]
+pub(crate) fn parsed(buf: &mut [u8], start: usize, len: usize) -> Result<(&mut [u8], Parsed), Outcome> {
+    let pkt = packet(buf, start, len)?;
+    let p = parse(pkt)?;
+    Ok((pkt, p))
+}
+
 /// The packet at `buf[start..start + len]`, parsed, with its SRH checked
 /// and its Segments Left: the common start of the behaviours that need an
 /// SRH. `Err` holds the outcome otherwise: a bad packet or SRH dropped, a
@@ -574,8 +583,7 @@ pub(crate) fn with_srh<'b>(
     len: usize,
     opts: &EndOpts<'_>,
 ) -> Result<(&'b mut [u8], Parsed, SrhAt, u8), Outcome> {
-    let pkt = packet(buf, start, len)?;
-    let p = parse(pkt)?;
+    let (pkt, p) = parsed(buf, start, len)?;
     let Some(at) = p.srh else {
         return Err(upper_layer(start, &p, opts));
     };

@@ -21,7 +21,7 @@ use core::net::Ipv6Addr;
 
 use super::headend::{classify_ip, decrement_ttl, encap, push_raw, room_for, InnerInfo};
 use super::{
-    check_srh, decap_to, drop_icmp, inner_ok, ip6, packet, param_problem, parse, set_dst, upper_layer, with_srh,
+    check_srh, decap_to, drop_icmp, inner_ok, ip6, packet, param_problem, parsed, set_dst, upper_layer, with_srh,
     DropReason, EndOpts, IcmpError, Inner, Next, Outcome, Span,
 };
 use crate::srh::{Srh, SrhError, SEGMENTS_LEFT_OFFSET};
@@ -46,12 +46,8 @@ pub struct StaticProxy {
 /// type, strip the outer headers and send the inner packet to the SF; any
 /// other upper layer gets RFC 8986 section 4.1.1.
 pub fn end_as(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, proxy: &StaticProxy) -> Outcome {
-    let pkt = match packet(buf, start, len) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match parse(pkt) {
-        Ok(p) => p,
+    let (pkt, p) = match parsed(buf, start, len) {
+        Ok(x) => x,
         Err(o) => return o,
     };
     if let Some(at) = p.srh {
@@ -266,12 +262,8 @@ pub fn end_am(buf: &mut [u8], start: usize, len: usize, opts: &EndOpts<'_>, to_s
 /// an IPv6 packet with an SRH gets DA = Segment List\[Segments Left\] and is
 /// looked up; one without SRH is forwarded as it is.
 pub fn end_am_return(buf: &mut [u8], start: usize, len: usize) -> Outcome {
-    let pkt = match packet(buf, start, len) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let p = match parse(pkt) {
-        Ok(p) => p,
+    let (pkt, p) = match parsed(buf, start, len) {
+        Ok(x) => x,
         Err(o) => return o,
     };
     let span = Span { start, len: p.total };
