@@ -3,8 +3,8 @@
 
 use std::ffi::OsString;
 
-use vswitch_cni_types::version::check_supported;
-use vswitch_cni_types::{CniEnv, CniError, Command, NetConf, Version, VersionResult, SUPPORTED_VERSIONS};
+use vswitch_cni_types::plugin::Request;
+use vswitch_cni_types::{CniEnv, CniError, Command, NetConf, Version};
 
 use crate::alloc::{codes, AddRequest, Ipam};
 use crate::config::IpamConfig;
@@ -28,27 +28,10 @@ where
     K: Into<OsString>,
     V: Into<OsString>,
 {
-    let env = CniEnv::from_vars(vars)?;
-    if env.command == Command::Version {
-        let v = serde_json::from_slice::<serde_json::Value>(stdin).ok();
-        let asked = v.as_ref().and_then(|v| v.get("cniVersion")).and_then(|s| s.as_str());
-        let r = VersionResult::new(asked, SUPPORTED_VERSIONS);
-        return Ok(Some(serde_json::to_string(&r).expect("serializes")));
-    }
-    let conf = NetConf::from_slice(stdin)?;
-    let version = check_supported(&conf.version()?.to_string(), SUPPORTED_VERSIONS)?;
-    let needs = match env.command {
-        Command::Check if !version.has_check() => Some(Version::V0_4_0),
-        Command::Gc | Command::Status if !version.has_gc_and_status() => Some(Version::V1_1_0),
-        _ => None,
+    let (env, conf, version) = match Request::read(vars, stdin)? {
+        Request::Version(answer) => return Ok(Some(answer)),
+        Request::Command { env, conf, version } => (env, conf, version),
     };
-    if let Some(min) = needs {
-        return Err(CniError::incompatible_version(format!(
-            "{} needs cniVersion {min} or later; the configuration has {version}",
-            env.command
-        ))
-        .with_version(version));
-    }
     let cfg = IpamConfig::from_netconf(&conf).map_err(|e| e.with_version(version))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,9 +3,61 @@
 //! exit status 0 or 1 (spec section 2). Shared by `vswitch-cni` and
 //! `vswitch-ipam`.
 
-use crate::version::{Version, SPEC_VERSION};
-use crate::CniError;
+use crate::version::{check_supported, Version, SPEC_VERSION, SUPPORTED_VERSIONS};
+use crate::{CniEnv, CniError, Command, NetConf, VersionResult};
+use std::ffi::OsString;
 use std::io::{Read, Write};
+
+/// An invocation read and checked as every plugin must (spec section 2):
+/// the environment valid for its command, VERSION answered, the
+/// configuration parsed, its `cniVersion` supported and recent enough for
+/// the command (CHECK from 0.4.0, GC and STATUS from 1.1.0).
+pub enum Request {
+    /// VERSION: the answer to print.
+    Version(String),
+    /// Any other command, with its configuration and version.
+    Command {
+        /// The `CNI_*` environment.
+        env: CniEnv,
+        /// The network configuration from stdin.
+        conf: NetConf,
+        /// Its `cniVersion`.
+        version: Version,
+    },
+}
+
+impl Request {
+    /// Reads `CNI_*` from `vars` and the configuration from `stdin`.
+    pub fn read<I, K, V>(vars: I, stdin: &[u8]) -> Result<Request, CniError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let env = CniEnv::from_vars(vars)?;
+        if env.command == Command::Version {
+            let v = serde_json::from_slice::<serde_json::Value>(stdin).ok();
+            let asked = v.as_ref().and_then(|v| v.get("cniVersion")).and_then(|s| s.as_str());
+            let r = VersionResult::new(asked, SUPPORTED_VERSIONS);
+            return Ok(Request::Version(serde_json::to_string(&r).expect("a version answer serializes")));
+        }
+        let conf = NetConf::from_slice(stdin)?;
+        let version = check_supported(&conf.version()?.to_string(), SUPPORTED_VERSIONS)?;
+        let needs = match env.command {
+            Command::Check if !version.has_check() => Some(Version::V0_4_0),
+            Command::Gc | Command::Status if !version.has_gc_and_status() => Some(Version::V1_1_0),
+            _ => None,
+        };
+        if let Some(min) = needs {
+            return Err(CniError::incompatible_version(format!(
+                "{} needs cniVersion {min} or later; the configuration has {version}",
+                env.command
+            ))
+            .with_version(version));
+        }
+        Ok(Request::Command { env, conf, version })
+    }
+}
 
 /// What a plugin invocation prints and exits with.
 #[derive(Clone, Debug, PartialEq, Eq)]
